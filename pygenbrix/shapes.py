@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = ['SHAPE_COLOURS', 'shape_parts', 'plot_shapes']
 
-# %% ../nbs/01_shapes.ipynb #9dda3374
+# %% ../nbs/01_shapes.ipynb #a070ca43
 import torch
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyBboxPatch
 from .core import shape_str
 
-# %% ../nbs/01_shapes.ipynb #789ca4fe
+# %% ../nbs/01_shapes.ipynb #8483b7ac
 SHAPE_COLOURS = {"sample": "#4C72B0", "batch": "#DD8452", "event": "#55A868"}
 
 def shape_parts(distribution, sample_shape=torch.Size()) -> dict:
@@ -23,7 +23,7 @@ def shape_parts(distribution, sample_shape=torch.Size()) -> dict:
     return {"sample": torch.Size(sample_shape), "batch": torch.Size(distribution.batch_shape),
             "event": torch.Size(distribution.event_shape)}
 
-# %% ../nbs/01_shapes.ipynb #2c140b5a
+# %% ../nbs/01_shapes.ipynb #74be0b18
 def _draw_group(ax, x, kind, shape, box=1.0, gap=0.15):
     "Draw the boxes of one group starting at `x`; return the x where the next group starts."
     colour, width = SHAPE_COLOURS[kind], max(len(shape), 1) * (box + gap) - gap

@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['IndependentBernoulli', 'IndependentBernoulliLayer']
 
-# %% ../../nbs/layers/10_bernoulli.ipynb #9c48831d
+# %% ../../nbs/layers/10_bernoulli.ipynb #0c95c38e
 import torch
 import torch.nn.functional as F
 from ..core import Distribution, Layer, check_finite, check_support, check_temperature, split_channel_params, sum_event
 
-# %% ../../nbs/layers/10_bernoulli.ipynb #ca4223b2
+# %% ../../nbs/layers/10_bernoulli.ipynb #73de3b33
 class IndependentBernoulli(Distribution):
     "Independent Bernoulli variables with the given `logits`; all dimensions after the first `batch_dims` form the event."
     def __init__(self, logits:torch.Tensor, # log-odds, shape `batch_shape + event_shape`
@@ -41,7 +41,7 @@ class IndependentBernoulli(Distribution):
     @property
     def mode(self) -> torch.Tensor: return (self.logits > 0).to(self.logits.dtype)
 
-# %% ../../nbs/layers/10_bernoulli.ipynb #36a82804
+# %% ../../nbs/layers/10_bernoulli.ipynb #77367dd9
 class IndependentBernoulliLayer(Layer):
     "Turns logits `[B, C, *spatial]` into an `IndependentBernoulli` with event `[C, *spatial]`."
     def params_size(self, event_shape) -> int:
