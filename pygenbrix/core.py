@@ -6,13 +6,13 @@
 __all__ = ['log_prob_dict', 'shape_str', 'check_value_shape', 'check_finite', 'check_support', 'check_temperature',
            'Distribution', 'sum_event', 'sample_from', 'Layer', 'split_channel_params', 'PyGenBrixModel']
 
-# %% ../nbs/00_core.ipynb #6adeba73
+# %% ../nbs/00_core.ipynb #e12fe9bc
 from collections.abc import Mapping
 import math
 import torch
 import torch.nn as nn
 
-# %% ../nbs/00_core.ipynb #f828ccbf
+# %% ../nbs/00_core.ipynb #f1aa6873
 def log_prob_dict(result # the value returned by any `log_prob`: a tensor, or a dict with key "log_prob"
                  ) -> dict:
     "Return `result` as a dict of tensors whose key `'log_prob'` is the log-probability."
@@ -23,7 +23,7 @@ def log_prob_dict(result # the value returned by any `log_prob`: a tensor, or a 
         return dict(result)
     raise TypeError(f"log_prob must return a tensor or a dict of tensors; got {type(result).__name__}")
 
-# %% ../nbs/00_core.ipynb #50d8eb44
+# %% ../nbs/00_core.ipynb #320e0e16
 def shape_str(shape) -> str:
     "A shape written as a list, e.g. `[16, 1, 28, 28]`."
     return str(list(shape))
@@ -40,7 +40,7 @@ def check_value_shape(value, batch_shape, event_shape, name="value") -> torch.Si
                          f"event_shape={shape_str(event_shape)}); got {shape_str(value.shape)}")
     return value.shape[:value.dim() - n]
 
-# %% ../nbs/00_core.ipynb #aafe04d9
+# %% ../nbs/00_core.ipynb #1cbeef58
 def check_finite(tensor, name="parameter"):
     "Raise a `ValueError` if `tensor` holds NaN or infinite values."
     if not isinstance(tensor, torch.Tensor):
@@ -60,14 +60,14 @@ def check_support(inside, value, expected, name="value"):
                          f"({int((~inside).sum())} of {inside.numel()} elements outside)")
     return value
 
-# %% ../nbs/00_core.ipynb #091442f5
+# %% ../nbs/00_core.ipynb #9bdc0888
 def check_temperature(temperature):
     "Raise a `ValueError` unless `temperature` is a positive number."
     if not (isinstance(temperature, (int, float)) and temperature > 0):
         raise ValueError(f"temperature must be a positive number; got {temperature!r}")
     return temperature
 
-# %% ../nbs/00_core.ipynb #f1110e10
+# %% ../nbs/00_core.ipynb #3a46f995
 class Distribution:
     "Base class of pygenbrix distributions: shapes as in `torch.distributions`, `log_prob` returns a dict."
     _validate_default = True
@@ -115,13 +115,13 @@ class Distribution:
     def __repr__(self):
         return f"{type(self).__name__}(batch_shape={shape_str(self._batch_shape)}, event_shape={shape_str(self._event_shape)})"
 
-# %% ../nbs/00_core.ipynb #35fdc2ba
+# %% ../nbs/00_core.ipynb #316390c0
 def sum_event(elementwise, event_shape) -> torch.Tensor:
     "Sum `elementwise` over its trailing `len(event_shape)` dimensions."
     n = len(event_shape)
     return elementwise.sum(dim=tuple(range(-n, 0))) if n else elementwise
 
-# %% ../nbs/00_core.ipynb #eda7c909
+# %% ../nbs/00_core.ipynb #6655a463
 def sample_from(distribution, sample_shape=torch.Size(), temperature=1.0) -> torch.Tensor:
     "Sample from a pygenbrix or a plain `torch.distributions` distribution."
     if isinstance(distribution, Distribution):
@@ -131,7 +131,7 @@ def sample_from(distribution, sample_shape=torch.Size(), temperature=1.0) -> tor
                         f"sampling temperature; got temperature={temperature}")
     return distribution.sample(torch.Size(sample_shape))
 
-# %% ../nbs/00_core.ipynb #2cce8d00
+# %% ../nbs/00_core.ipynb #93b13bb5
 class Layer(nn.Module):
     "Base class of pygenbrix layers: `forward(params)` returns a distribution."
     def params_size(self, event_shape) -> int:
@@ -146,7 +146,7 @@ class Layer(nn.Module):
         "For each parameter channel, the image channel whose distribution it parameterises."
         return torch.zeros(self.params_size(event_shape), dtype=torch.long)
 
-# %% ../nbs/00_core.ipynb #1ef2d7cc
+# %% ../nbs/00_core.ipynb #fb19cf13
 def split_channel_params(params, params_per_channel:int, layer_name:str) -> tuple:
     "Check `params` of shape `[B, k*C, ...]` and return `k` tensors of shape `[B, C, ...]`."
     if not isinstance(params, torch.Tensor):
@@ -160,7 +160,7 @@ def split_channel_params(params, params_per_channel:int, layer_name:str) -> tupl
     check_finite(params, f"{layer_name} params")
     return params.chunk(params_per_channel, dim=1) if params_per_channel > 1 else (params,)
 
-# %% ../nbs/00_core.ipynb #cab79574
+# %% ../nbs/00_core.ipynb #c25efc06
 class PyGenBrixModel(nn.Module):
     "A generative model that feeds a trainable parameter tensor into `layer`."
     def __init__(self, layer:nn.Module, # a layer: `forward(params)` returns a distribution
@@ -182,12 +182,13 @@ class PyGenBrixModel(nn.Module):
             raise ValueError(f"x must be a tensor of shape [B, {shape_str(self.event_shape)[1:-1]}]; got {got}")
         return log_prob_dict(self.distribution(x.shape[0]).log_prob(x))
 
-    @torch.inference_mode()
     def sample(self, sample_shape=torch.Size(), temperature=1.0) -> torch.Tensor:
         "Draw samples of shape `sample_shape + event_shape`."
         sample_shape = torch.Size(sample_shape)
-        samples = sample_from(self.distribution(max(sample_shape.numel(), 1)), temperature=temperature)
-        return samples.reshape(sample_shape + self.event_shape)
+        with torch.inference_mode():
+            samples = sample_from(self.distribution(max(sample_shape.numel(), 1)), temperature=temperature)
+        # Cloned outside inference mode: an ordinary tensor that may feed a network that is trained later.
+        return samples.reshape(sample_shape + self.event_shape).clone()
 
     def mode(self) -> torch.Tensor:
         "The most likely data point of the layer's distribution."

@@ -6,13 +6,13 @@
 __all__ = ['LEVEL_TOLERANCE', 'MIN_LOG_SCALE', 'level_index', 'log_level_probs', 'DiscretizedLogisticMixture',
            'DiscretizedLogisticMixtureLayer']
 
-# %% ../../nbs/layers/14_logistic_mixture.ipynb #86746ca0
+# %% ../../nbs/layers/14_logistic_mixture.ipynb #1b3445ab
 import math
 import torch
 import torch.nn.functional as F
 from ..core import Distribution, Layer, check_finite, check_support, check_temperature, shape_str, sum_event
 
-# %% ../../nbs/layers/14_logistic_mixture.ipynb #e3b78116
+# %% ../../nbs/layers/14_logistic_mixture.ipynb #d0539c81
 LEVEL_TOLERANCE = 1e-4 # how far a value may be from the nearest 8-bit level k/255
 MIN_LOG_SCALE = -7.0 # log-scales are clamped below at this value, as in PixelCNN++
 
@@ -35,7 +35,7 @@ def log_level_probs(level:torch.Tensor, # 8-bit levels `k` in 0 ... 255
     return torch.where(level == 0, log_below_plus,
                        torch.where(level == 255, log_above_minus, log_below_plus + log_above_minus + log_width_term))
 
-# %% ../../nbs/layers/14_logistic_mixture.ipynb #ee4c499c
+# %% ../../nbs/layers/14_logistic_mixture.ipynb #dba17e79
 def _coefficient_index(channel:int, source:int) -> int:
     "Position of the coefficient of `source` in the mean of `channel` (`source < channel`)."
     return channel * (channel - 1) // 2 + source
@@ -63,7 +63,7 @@ def _check_parameter_shapes(mixture_logits, means, log_scales, coefficients, bat
                              f"{shape_str(means.shape)} ({channels} channels, {mixtures[0]} mixtures); got {got}")
     return coefficients
 
-# %% ../../nbs/layers/14_logistic_mixture.ipynb #627a6583
+# %% ../../nbs/layers/14_logistic_mixture.ipynb #29418911
 @torch.no_grad()
 def _levels_of_components(means, log_scales, coefficients, # parameters as in `DiscretizedLogisticMixture`
                           component, # chosen component per pixel: `sample_shape + batch_shape + spatial + [1]`
@@ -90,7 +90,7 @@ def _levels_of_components(means, log_scales, coefficients, # parameters as in `D
         x.append(levels[-1] * (2/255) - 1)
     return torch.stack(levels, channel_dim)
 
-# %% ../../nbs/layers/14_logistic_mixture.ipynb #a11edf8b
+# %% ../../nbs/layers/14_logistic_mixture.ipynb #1684563a
 class DiscretizedLogisticMixture(Distribution):
     "The PixelCNN++ discretized logistic mixture over 8-bit values `k/255`, channels of a pixel dependent through linear coefficients."
     def __init__(self, mixture_logits:torch.Tensor, # `batch_shape + spatial + [M]`
@@ -159,7 +159,7 @@ class DiscretizedLogisticMixture(Distribution):
         probs = torch.cat([self._pixel_log_probs(chunk).exp() for chunk in values.split(32)])  # chunks bound the memory
         return (probs * values.squeeze(batch_dims + 1)).sum(0).unsqueeze(batch_dims)
 
-# %% ../../nbs/layers/14_logistic_mixture.ipynb #e3445ba3
+# %% ../../nbs/layers/14_logistic_mixture.ipynb #0be97922
 def _channels_for(num_params:int, num_mixtures:int):
     "The number of image channels `C` with `num_mixtures * (C+1)(C+2)/2 == num_params`, or None."
     if num_params % num_mixtures: return None
@@ -167,7 +167,7 @@ def _channels_for(num_params:int, num_mixtures:int):
     channels = round((math.sqrt(8 * per_mixture + 1) - 3) / 2)
     return channels if channels >= 1 and (channels + 1) * (channels + 2) // 2 == per_mixture else None
 
-# %% ../../nbs/layers/14_logistic_mixture.ipynb #99cbfb0d
+# %% ../../nbs/layers/14_logistic_mixture.ipynb #b339e3c0
 class DiscretizedLogisticMixtureLayer(Layer):
     "Turns params `[B, num_mixtures*(1 + 2C + C(C-1)/2), *spatial]` into a `DiscretizedLogisticMixture` with event `[C, *spatial]`."
     def __init__(self, num_mixtures:int=5): # number of logistic components per pixel (at least 1)

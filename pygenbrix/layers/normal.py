@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = ['IndependentNormal', 'IndependentNormalLayer', 'IndependentL2', 'IndependentL2Layer']
 
-# %% ../../nbs/layers/11_normal.ipynb #15a9393a
+# %% ../../nbs/layers/11_normal.ipynb #ad88622f
 import math
 import torch
 import torch.nn.functional as F
 from ..core import Distribution, Layer, check_finite, check_temperature, split_channel_params, shape_str, sum_event
 
-# %% ../../nbs/layers/11_normal.ipynb #d8ee9067
+# %% ../../nbs/layers/11_normal.ipynb #525e01eb
 def _check_positive(tensor, name):
     "Raise a `ValueError` naming the first element of `tensor` that is not positive."
     positive = tensor > 0
@@ -21,7 +21,7 @@ def _check_positive(tensor, name):
                          f"({int((~positive).sum())} of {tensor.numel()} elements not positive)")
     return tensor
 
-# %% ../../nbs/layers/11_normal.ipynb #b964e550
+# %% ../../nbs/layers/11_normal.ipynb #7a5a3dc3
 class IndependentNormal(Distribution):
     "Independent normal variables with mean `loc` and standard deviation `scale`; all dimensions after the first `batch_dims` form the event."
     def __init__(self, loc:torch.Tensor, # means, shape `batch_shape + event_shape`
@@ -70,7 +70,7 @@ class IndependentNormal(Distribution):
     @property
     def variance(self) -> torch.Tensor: return self.scale**2
 
-# %% ../../nbs/layers/11_normal.ipynb #b819209c
+# %% ../../nbs/layers/11_normal.ipynb #84c5e770
 class IndependentNormalLayer(Layer):
     "Turns params `[B, 2C, *spatial]` (locations, then raw scales) into an `IndependentNormal` with event `[C, *spatial]`."
     def __init__(self, min_scale:float=1e-3): # the smallest standard deviation: `scale = softplus(raw) + min_scale`
@@ -93,7 +93,7 @@ class IndependentNormalLayer(Layer):
 
     def extra_repr(self): return f"min_scale={self.min_scale}"
 
-# %% ../../nbs/layers/11_normal.ipynb #f2697541
+# %% ../../nbs/layers/11_normal.ipynb #82c9470f
 class IndependentL2(IndependentNormal):
     "Independent unit-variance normals with mean `loc` (a squared-error likelihood); `sample` returns the mean."
     def __init__(self, loc:torch.Tensor, # means, shape `batch_shape + event_shape`
@@ -112,7 +112,7 @@ class IndependentL2(IndependentNormal):
         "The mean `loc`, repeated over `sample_shape`, at any `temperature` (no gradients)."
         return self.rsample(sample_shape, temperature).detach()
 
-# %% ../../nbs/layers/11_normal.ipynb #12d4e77e
+# %% ../../nbs/layers/11_normal.ipynb #0b3748c8
 class IndependentL2Layer(Layer):
     "Turns means `[B, C, *spatial]` into an `IndependentL2` (unit variance, sample = mean) with event `[C, *spatial]`."
     def params_size(self, event_shape) -> int:

@@ -6,13 +6,13 @@
 __all__ = ['BLOCK_OFFSETS', 'split_blocks', 'join_blocks', 'grid_conditioning', 'ChannelMaskedConv2d', 'MaskedResidualBlock',
            'GroupNetwork', 'MultiStageParallelCNN', 'MultiStageParallelCNNLayer', 'default_model']
 
-# %% ../../nbs/models/22_parallelcnn.ipynb #688187aa
+# %% ../../nbs/models/22_parallelcnn.ipynb #1769bbfc
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from ..core import Distribution, Layer, PyGenBrixModel, log_prob_dict, sample_from, check_finite, check_temperature, shape_str
 
-# %% ../../nbs/models/22_parallelcnn.ipynb #5be031a4
+# %% ../../nbs/models/22_parallelcnn.ipynb #ca32c9eb
 BLOCK_OFFSETS = [(1, 1), (0, 1), (1, 0)]  # (row, column) in the 2x2 block of block1, block2, block3, in generation order
 
 def split_blocks(image):
@@ -26,14 +26,14 @@ def join_blocks(coarse, blocks):
     for (i, j), block in zip(BLOCK_OFFSETS, blocks): fine[..., i::2, j::2] = block
     return fine
 
-# %% ../../nbs/models/22_parallelcnn.ipynb #b978094f
+# %% ../../nbs/models/22_parallelcnn.ipynb #7c27621e
 def grid_conditioning(conditioning, # `[B, P, H, W]`
                       factor:int # the grid is `H/factor × W/factor`; a power of 2, at least 2
                      ) -> torch.Tensor:
     "`conditioning` averaged over `factor/2` squares, with each 2x2 block folded into channels: `[B, 4P, H/factor, W/factor]`."
     return F.pixel_unshuffle(F.avg_pool2d(conditioning, factor // 2) if factor > 2 else conditioning, 2)
 
-# %% ../../nbs/models/22_parallelcnn.ipynb #daa8e71f
+# %% ../../nbs/models/22_parallelcnn.ipynb #c68d9d9d
 class ChannelMaskedConv2d(nn.Conv2d):
     "A convolution in which an output channel tagged `t` sees only the input channels tagged below `t` (`strict`) or up to `t`."
     def __init__(self, in_tags, # one integer tag per input channel
@@ -47,7 +47,7 @@ class ChannelMaskedConv2d(nn.Conv2d):
 
     def forward(self, x): return F.conv2d(x, self.weight * self.mask, self.bias, self.stride, self.padding, self.dilation)
 
-# %% ../../nbs/models/22_parallelcnn.ipynb #694c53e3
+# %% ../../nbs/models/22_parallelcnn.ipynb #d94c2b84
 class MaskedResidualBlock(nn.Module):
     "Two channel-masked convolutions with a skip connection; every channel keeps its tag."
     def __init__(self, tags, dilation:int=1):
@@ -78,7 +78,7 @@ class GroupNetwork(nn.Module):
                 group): # `[B, C, h, w]`: the group's pixels; channel `c` is seen only by parameters of channels > c
         return self.last(F.relu(self.blocks(self.first(torch.cat([context, group], 1)))))
 
-# %% ../../nbs/models/22_parallelcnn.ipynb #275ca3dc
+# %% ../../nbs/models/22_parallelcnn.ipynb #3a2fd7f2
 class MultiStageParallelCNN(Distribution):
     "Images generated coarse to fine, each group of pixels in parallel, by the networks of a `MultiStageParallelCNNLayer`."
     def __init__(self, layer, # the `MultiStageParallelCNNLayer` whose networks are used
@@ -115,7 +115,7 @@ class MultiStageParallelCNN(Distribution):
                  for name, (params, pixels) in self.group_params(value).items()}
         return {"log_prob": sum(terms.values()), **terms}
 
-# %% ../../nbs/models/22_parallelcnn.ipynb #fd43f415
+# %% ../../nbs/models/22_parallelcnn.ipynb #c53b30c4
 def _generate_group(self:MultiStageParallelCNN, network, context, temperature, mode:bool):
     "Draw one group of pixels, channel step by channel step."
     channels, (height, width) = self.event_shape[0], context.shape[-2:]
@@ -156,7 +156,7 @@ for name, method in [("sample_stages", _sample_stages), ("sample", _sample)]:
 MultiStageParallelCNN.mode = property(lambda self: self.sample_stages(mode=True)[-1],
                                       doc="The greedy mode: each group the mode of its conditional given the earlier groups.")
 
-# %% ../../nbs/models/22_parallelcnn.ipynb #6d0322be
+# %% ../../nbs/models/22_parallelcnn.ipynb #1347b97d
 class MultiStageParallelCNNLayer(Layer):
     "A conditional image distribution generated coarse to fine in `upsampling_stages` stages of parallel networks, over `output_layer` pixels."
     def __init__(self, event_shape, # `[C, H, W]`; H and W divisible by `2**upsampling_stages`
@@ -211,7 +211,7 @@ class MultiStageParallelCNNLayer(Layer):
         self._check_spatial(*params.shape[2:], f"params of shape {shape_str(params.shape)}")
         return MultiStageParallelCNN(self, check_finite(params, "MultiStageParallelCNNLayer params"))
 
-# %% ../../nbs/models/22_parallelcnn.ipynb #6487249f
+# %% ../../nbs/models/22_parallelcnn.ipynb #5d3020a6
 def default_model(event_shape, # `[C, H, W]`, H and W divisible by 2
                   binary:bool # binary images: Bernoulli pixels; otherwise a logistic mixture on 256 levels
                  ) -> PyGenBrixModel:
