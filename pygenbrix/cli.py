@@ -6,12 +6,12 @@
 __all__ = ['MODELS', 'DEFAULT_MODEL', 'UsageError', 'independent_bernoulli_model', 'model_factory', 'dataset_options',
            'build_parser', 'default_output_dir', 'run_train', 'load_model', 'main']
 
-# %% ../nbs/30_cli.ipynb #eee67a1d
+# %% ../nbs/30_cli.ipynb #a9196b2b
 import argparse, importlib, inspect, json, math, sys, time, warnings
 from pathlib import Path
 import torch
 
-# %% ../nbs/30_cli.ipynb #859d853d
+# %% ../nbs/30_cli.ipynb #8e0b9426
 MODELS = {
     "bernoulli": "pygenbrix.cli:independent_bernoulli_model",
     "pixelcnn": "pygenbrix.models.pixelcnn:default_model",
@@ -23,7 +23,7 @@ DEFAULT_MODEL = "pixelcnn"
 class UsageError(ValueError):
     "A command-line argument that cannot be used: reported as one line on stderr, exit status 2."
 
-# %% ../nbs/30_cli.ipynb #657330f2
+# %% ../nbs/30_cli.ipynb #91aaef81
 def independent_bernoulli_model(event_shape, # the images, `[C, H, W]`
                                 binary:bool): # the pixels are 0 or 1
     "The pixel-marginal baseline: a `PyGenBrixModel` over `IndependentBernoulliLayer`."
@@ -34,7 +34,7 @@ def independent_bernoulli_model(event_shape, # the images, `[C, H, W]`
                          "(binarise it with --binarize dynamic or --binarize threshold, or choose another model)")
     return PyGenBrixModel(IndependentBernoulliLayer(), event_shape)
 
-# %% ../nbs/30_cli.ipynb #292a9b82
+# %% ../nbs/30_cli.ipynb #0be3e895
 def model_factory(name:str): # a key of `MODELS`
     "The function that builds the model called `name`, its module imported now."
     if name not in MODELS:
@@ -48,7 +48,7 @@ def model_factory(name:str): # a key of `MODELS`
         raise UsageError(f"model {name!r} is not available: {module_name} has no {function_name}")
     return getattr(module, function_name)
 
-# %% ../nbs/30_cli.ipynb #4f2cae97
+# %% ../nbs/30_cli.ipynb #51856a32
 def dataset_options(name:str, # a key of `pygenbrix.data.DATASETS`
                     binarize=None, # "dynamic", "threshold", "none", or None for the dataset's default
                     pad_to_32:bool=False, data_root=None, download:bool=False) -> dict:
@@ -64,7 +64,7 @@ def dataset_options(name:str, # a key of `pygenbrix.data.DATASETS`
         options["pad_to_32"] = True
     return options
 
-# %% ../nbs/30_cli.ipynb #bc0ec1eb
+# %% ../nbs/30_cli.ipynb #7df7ab78
 class _ArgumentParser(argparse.ArgumentParser):
     def error(self, message): raise UsageError(message)
 
@@ -84,7 +84,7 @@ def _devices(text):
     if all(part.strip().isdigit() for part in text.split(",")): return [int(part) for part in text.split(",")]
     raise argparse.ArgumentTypeError(f"expected a number of devices, a list of indices such as 0,1, or auto; got {text!r}")
 
-# %% ../nbs/30_cli.ipynb #b2d88712
+# %% ../nbs/30_cli.ipynb #c1789315
 def build_parser() -> argparse.ArgumentParser:
     "The parser of the `pygenbrix` command."
     parser = _ArgumentParser(prog="pygenbrix", description="Composable generative models for vision.", allow_abbrev=False)
@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--progress-bar", action=argparse.BooleanOptionalAction, default=True, help="Lightning's progress bar")
     return parser
 
-# %% ../nbs/30_cli.ipynb #095fee05
+# %% ../nbs/30_cli.ipynb #d2b66463
 def _one_line(error) -> str: return " ".join(str(error).split())
 
 def _datasets(name:str, options:dict) -> tuple:
@@ -153,7 +153,7 @@ def _check_hardware(**hardware):
     finally:
         for logger, level in zip(loggers, levels): logger.setLevel(level)
 
-# %% ../nbs/30_cli.ipynb #9b7d35b2
+# %% ../nbs/30_cli.ipynb #273985c3
 def default_output_dir(model:str, dataset:str) -> Path:
     "Where a run is written without `--output-dir`: `pygenbrix-runs/<model>-<dataset>` in the working folder."
     return Path("pygenbrix-runs")/f"{model}-{dataset}"
@@ -172,7 +172,7 @@ def _write_samples(model, path, num_samples:int, min_width:int=256):
     scale = max(1, math.ceil(min_width/grid.shape[-1]))
     save_image(torch.nn.functional.interpolate(grid[None], scale_factor=scale, mode="nearest")[0], path)
 
-# %% ../nbs/30_cli.ipynb #49375234
+# %% ../nbs/30_cli.ipynb #0ce13727
 def run_train(model:str=DEFAULT_MODEL, dataset:str="digits", output_dir=None, epochs:int=10, batch_size:int=64,
               learning_rate:float=1e-3, max_train_batches:int=None, max_eval_batches:int=None, accelerator="auto",
               devices=1, strategy="auto", precision=None, seed:int=0, binarize=None, pad_to_32:bool=False,
@@ -230,7 +230,7 @@ def run_train(model:str=DEFAULT_MODEL, dataset:str="digits", output_dir=None, ep
     (output_dir/"metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
 
-# %% ../nbs/30_cli.ipynb #dbeb7ae2
+# %% ../nbs/30_cli.ipynb #395e9a94
 def load_model(output_dir, # a folder written by `pygenbrix train`
                map_location="cpu"):
     "The model trained into `output_dir`, with its last weights, in evaluation mode."
@@ -241,7 +241,7 @@ def load_model(output_dir, # a folder written by `pygenbrix train`
     model.load_state_dict({key.removeprefix("model."): value for key, value in state.items() if key.startswith("model.")})
     return model.to(map_location).eval()
 
-# %% ../nbs/30_cli.ipynb #c3b12b29
+# %% ../nbs/30_cli.ipynb #f30d039c
 def main(argv=None # the arguments, e.g. `["train", "--model", "vae"]`; None: the command line's
         ) -> int:
     "The `pygenbrix` command."

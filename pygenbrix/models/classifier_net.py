@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['ClassifierNet']
 
-# %% ../../nbs/models/20_classifier_net.ipynb #5e42fbdc
+# %% ../../nbs/models/20_classifier_net.ipynb #ae65469f
 import torch
 import torch.nn as nn
 from ..core import shape_str
 
-# %% ../../nbs/models/20_classifier_net.ipynb #cd6a1e9e
+# %% ../../nbs/models/20_classifier_net.ipynb #23bf1e05
 class ClassifierNet(nn.Module):
     "A convolutional network mapping images `[B, 1, 28, 28]` (MNIST) or `[B, 3, 32, 32]` (CIFAR-10) to logits `[B, num_classes]`."
     def __init__(self, mnist:bool=True, # True: inputs `[1, 28, 28]`; False: inputs `[3, 32, 32]`
