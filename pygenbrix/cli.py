@@ -6,12 +6,12 @@
 __all__ = ['MODELS', 'DEFAULT_MODEL', 'UsageError', 'independent_bernoulli_model', 'model_factory', 'dataset_options',
            'build_parser', 'default_output_dir', 'run_train', 'load_model', 'main']
 
-# %% ../nbs/30_cli.ipynb #a9196b2b
+# %% ../nbs/30_cli.ipynb #1b5b9ab1
 import argparse, importlib, inspect, json, math, sys, time, warnings
 from pathlib import Path
 import torch
 
-# %% ../nbs/30_cli.ipynb #8e0b9426
+# %% ../nbs/30_cli.ipynb #90471224
 MODELS = {
     "bernoulli": "pygenbrix.cli:independent_bernoulli_model",
     "pixelcnn": "pygenbrix.models.pixelcnn:default_model",
@@ -23,7 +23,7 @@ DEFAULT_MODEL = "pixelcnn"
 class UsageError(ValueError):
     "A command-line argument that cannot be used: reported as one line on stderr, exit status 2."
 
-# %% ../nbs/30_cli.ipynb #91aaef81
+# %% ../nbs/30_cli.ipynb #babf9cea
 def independent_bernoulli_model(event_shape, # the images, `[C, H, W]`
                                 binary:bool): # the pixels are 0 or 1
     "The pixel-marginal baseline: a `PyGenBrixModel` over `IndependentBernoulliLayer`."
@@ -34,7 +34,7 @@ def independent_bernoulli_model(event_shape, # the images, `[C, H, W]`
                          "(binarise it with --binarize dynamic or --binarize threshold, or choose another model)")
     return PyGenBrixModel(IndependentBernoulliLayer(), event_shape)
 
-# %% ../nbs/30_cli.ipynb #0be3e895
+# %% ../nbs/30_cli.ipynb #d7d8735e
 def model_factory(name:str): # a key of `MODELS`
     "The function that builds the model called `name`, its module imported now."
     if name not in MODELS:
@@ -48,7 +48,7 @@ def model_factory(name:str): # a key of `MODELS`
         raise UsageError(f"model {name!r} is not available: {module_name} has no {function_name}")
     return getattr(module, function_name)
 
-# %% ../nbs/30_cli.ipynb #51856a32
+# %% ../nbs/30_cli.ipynb #d48a1555
 def dataset_options(name:str, # a key of `pygenbrix.data.DATASETS`
                     binarize=None, # "dynamic", "threshold", "none", or None for the dataset's default
                     pad_to_32:bool=False, data_root=None, download:bool=False) -> dict:
@@ -64,7 +64,7 @@ def dataset_options(name:str, # a key of `pygenbrix.data.DATASETS`
         options["pad_to_32"] = True
     return options
 
-# %% ../nbs/30_cli.ipynb #7df7ab78
+# %% ../nbs/30_cli.ipynb #7d285c99
 class _ArgumentParser(argparse.ArgumentParser):
     def error(self, message): raise UsageError(message)
 
@@ -84,7 +84,7 @@ def _devices(text):
     if all(part.strip().isdigit() for part in text.split(",")): return [int(part) for part in text.split(",")]
     raise argparse.ArgumentTypeError(f"expected a number of devices, a list of indices such as 0,1, or auto; got {text!r}")
 
-# %% ../nbs/30_cli.ipynb #c1789315
+# %% ../nbs/30_cli.ipynb #7def0b07
 def build_parser() -> argparse.ArgumentParser:
     "The parser of the `pygenbrix` command."
     parser = _ArgumentParser(prog="pygenbrix", description="Composable generative models for vision.", allow_abbrev=False)
@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--progress-bar", action=argparse.BooleanOptionalAction, default=True, help="Lightning's progress bar")
     return parser
 
-# %% ../nbs/30_cli.ipynb #d2b66463
+# %% ../nbs/30_cli.ipynb #94da3ece
 def _one_line(error) -> str: return " ".join(str(error).split())
 
 def _datasets(name:str, options:dict) -> tuple:
@@ -153,7 +153,7 @@ def _check_hardware(**hardware):
     finally:
         for logger, level in zip(loggers, levels): logger.setLevel(level)
 
-# %% ../nbs/30_cli.ipynb #273985c3
+# %% ../nbs/30_cli.ipynb #9a9fa6ff
 def default_output_dir(model:str, dataset:str) -> Path:
     "Where a run is written without `--output-dir`: `pygenbrix-runs/<model>-<dataset>` in the working folder."
     return Path("pygenbrix-runs")/f"{model}-{dataset}"
@@ -172,7 +172,7 @@ def _write_samples(model, path, num_samples:int, min_width:int=256):
     scale = max(1, math.ceil(min_width/grid.shape[-1]))
     save_image(torch.nn.functional.interpolate(grid[None], scale_factor=scale, mode="nearest")[0], path)
 
-# %% ../nbs/30_cli.ipynb #0ce13727
+# %% ../nbs/30_cli.ipynb #938ba791
 def run_train(model:str=DEFAULT_MODEL, dataset:str="digits", output_dir=None, epochs:int=10, batch_size:int=64,
               learning_rate:float=1e-3, max_train_batches:int=None, max_eval_batches:int=None, accelerator="auto",
               devices=1, strategy="auto", precision=None, seed:int=0, binarize=None, pad_to_32:bool=False,
@@ -224,13 +224,14 @@ def run_train(model:str=DEFAULT_MODEL, dataset:str="digits", output_dir=None, ep
     pl.seed_everything(seed, verbose=False)
     test_examples = _first(test_set, max_eval_batches*batch_size if max_eval_batches else None)
     metrics = dict(test=evaluate_nll(generative_model, test_examples, batch_size=batch_size),
+                   nats_is_upper_bound=bool(getattr(generative_model, "log_prob_is_bound", False)),
                    num_test_examples=len(test_examples), epochs_trained=run.trainer.current_epoch,
                    steps=run.trainer.global_step, train_seconds=round(train_seconds, 1), settings=settings)
     _write_samples(generative_model, output_dir/"samples.png", num_samples)
     (output_dir/"metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
 
-# %% ../nbs/30_cli.ipynb #395e9a94
+# %% ../nbs/30_cli.ipynb #d68d1ef5
 def load_model(output_dir, # a folder written by `pygenbrix train`
                map_location="cpu"):
     "The model trained into `output_dir`, with its last weights, in evaluation mode."
@@ -241,7 +242,7 @@ def load_model(output_dir, # a folder written by `pygenbrix train`
     model.load_state_dict({key.removeprefix("model."): value for key, value in state.items() if key.startswith("model.")})
     return model.to(map_location).eval()
 
-# %% ../nbs/30_cli.ipynb #f30d039c
+# %% ../nbs/30_cli.ipynb #59166942
 def main(argv=None # the arguments, e.g. `["train", "--model", "vae"]`; None: the command line's
         ) -> int:
     "The `pygenbrix` command."
@@ -254,6 +255,7 @@ def main(argv=None # the arguments, e.g. `["train", "--model", "vae"]`; None: th
         return 2
     if metrics:
         output_dir = arguments["output_dir"] or default_output_dir(arguments["model"], arguments["dataset"])
-        print(f"test: {metrics['test']['nats']:.2f} nats per image, {metrics['test']['bits_per_dim']:.4f} bits/dim "
+        bound = " (upper bounds: the model's log_prob is a lower bound on log p(x))" if metrics["nats_is_upper_bound"] else ""
+        print(f"test: {metrics['test']['nats']:.2f} nats per image, {metrics['test']['bits_per_dim']:.4f} bits/dim{bound} "
               f"({metrics['num_test_examples']} images); written to {output_dir}")
     return 0

@@ -6,7 +6,7 @@
 __all__ = ['evaluation_mode', 'VAE', 'conv_encoder', 'conv_decoder', 'ConvVAE', 'MNISTVAE', 'RGB32VAE', 'RGB64VAE',
            'ConditionalVAE', 'ConditionalVAEDistribution', 'default_model']
 
-# %% ../../nbs/models/23_vae.ipynb #0925ef14
+# %% ../../nbs/models/23_vae.ipynb #14d6f5b5
 import math
 from contextlib import contextmanager
 import torch
@@ -17,7 +17,7 @@ from ..core import Distribution, log_prob_dict, sample_from, shape_str, check_te
 from ..layers.bernoulli import IndependentBernoulliLayer
 from ..layers.quantized import IndependentQuantizedLayer
 
-# %% ../../nbs/models/23_vae.ipynb #b750f8ed
+# %% ../../nbs/models/23_vae.ipynb #e6aa0c80
 @contextmanager
 def evaluation_mode(module:nn.Module):
     "Put `module` and its children in evaluation mode inside a `with` block, then restore each one's mode."
@@ -27,9 +27,12 @@ def evaluation_mode(module:nn.Module):
     finally:
         for child, mode in zip(module.modules(), modes): child.training = mode
 
-# %% ../../nbs/models/23_vae.ipynb #013484a2
+# %% ../../nbs/models/23_vae.ipynb #2999505d
 class VAE(nn.Module):
     "A variational autoencoder: Gaussian encoder, standard Normal prior, and a decoder that emits the parameters of `output_layer`."
+    # log_prob is the ELBO, a lower bound on log p(x): reports of -log_prob as an NLL must say they are upper bounds.
+    log_prob_is_bound = True
+
     def __init__(self, encoder:nn.Module, # images `[B, *event_shape]` -> `[B, 2*latent_dim]`: posterior means, then log standard deviations
                  decoder:nn.Module, # codes `[B, latent_dim]` -> `[B, output_layer.params_size(event_shape), *event_shape[1:]]`
                  output_layer:nn.Module, # any layer: `forward(params)` returns the distribution of the images
@@ -156,7 +159,7 @@ class VAE(nn.Module):
         check_temperature(temperature)
         return sample_from(self.decode(self.encode(x, condition).mean, condition), temperature=temperature)
 
-# %% ../../nbs/models/23_vae.ipynb #7360b921
+# %% ../../nbs/models/23_vae.ipynb #4ce2c41e
 def conv_encoder(event_shape, # the images `[C, H, W]`; H and W divisible by `2**len(channels)`
                  latent_dim:int,
                  channels=(32, 64), # one stride-2 stage per entry, with this many channels
@@ -189,7 +192,7 @@ def conv_decoder(latent_dim:int, event_shape, params_size:int, # the output laye
         in_channels = out_channels
     return nn.Sequential(*layers, nn.Conv2d(in_channels, params_size, 3, padding=1))
 
-# %% ../../nbs/models/23_vae.ipynb #6b62ddee
+# %% ../../nbs/models/23_vae.ipynb #8436427d
 class ConvVAE(VAE):
     "A convolutional VAE for images `event_shape` whose decoder emits the parameters of `output_layer`."
     def __init__(self, output_layer:nn.Module, # any layer; the decoder emits its `params_size(event_shape)` channels
@@ -219,7 +222,7 @@ class RGB64VAE(ConvVAE):
     def __init__(self, output_layer, latent_dim:int=512, channels=(64, 128, 256, 512), hidden_size:int=1024):
         super().__init__(output_layer, [3, 64, 64], latent_dim, channels, hidden_size)
 
-# %% ../../nbs/models/23_vae.ipynb #6c1596be
+# %% ../../nbs/models/23_vae.ipynb #5a09606d
 class ConditionalVAE(VAE):
     "A convolutional VAE of images given a class label: p(x | label)."
     def __init__(self, output_layer:nn.Module, num_classes:int=10, # how many labels
@@ -260,7 +263,7 @@ class ConditionalVAE(VAE):
         "The distribution p(x | condition) of a batch of conditions: a layer over labels."
         return ConditionalVAEDistribution(self, self.one_hot(condition))
 
-# %% ../../nbs/models/23_vae.ipynb #a7d6f276
+# %% ../../nbs/models/23_vae.ipynb #7838e4bc
 class ConditionalVAEDistribution(Distribution):
     "p(x | condition) of a `ConditionalVAE` for a batch of conditions; `log_prob` is the ELBO dict."
     def __init__(self, vae:ConditionalVAE, condition:torch.Tensor): # one-hot conditions `[B, num_classes]`
@@ -280,7 +283,7 @@ class ConditionalVAEDistribution(Distribution):
         condition = self.condition.repeat(sample_shape.numel(), 1)
         return self.vae.sample(condition=condition, temperature=temperature).reshape(self._extended_shape(sample_shape))
 
-# %% ../../nbs/models/23_vae.ipynb #00d3fe61
+# %% ../../nbs/models/23_vae.ipynb #fc20e987
 def default_model(event_shape, # the images, `[C, H, W]`
                   binary:bool # True: binary pixels (Bernoulli); False: 8-bit levels in [0, 1] (256 buckets)
                  ) -> VAE:
