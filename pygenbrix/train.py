@@ -6,7 +6,7 @@
 __all__ = ['image_grid', 'show_image_grid', 'disp', 'WeightsOnlyCheckpointIO', 'rng_states', 'set_rng_states', 'EpochShuffle',
            'robbins_monro', 'LightningTrainer', 'ModelTrainer', 'DistributionTrainer', 'LayerTrainer', 'PyGenBrixModel']
 
-# %% ../nbs/04_train.ipynb #fe542b46
+# %% ../nbs/04_train.ipynb #ae833a83
 import contextlib, io, math, os, random, warnings
 from pathlib import Path
 import numpy as np
@@ -23,7 +23,10 @@ from .data import split_dataset
 from .metrics import DistributionObjective, LayerObjective
 _all_ = ["PyGenBrixModel"]  # re-exported: the trainers' users build models with it
 
-# %% ../nbs/04_train.ipynb #8f98d21d
+# %% ../nbs/04_train.ipynb #62421e54
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+
+# %% ../nbs/04_train.ipynb #c9180488
 def image_grid(images, # a batch [N, C, H, W] of images with values in [0, 1], C = 1 or 3
                nrow:int=4) -> torch.Tensor:
     "The images as one `[3, H', W']` grid (torchvision's `make_grid`), ready for TensorBoard or a PNG."
@@ -44,7 +47,7 @@ def disp(model, num_samples:int=16, nrow:int=4, temperature=1.0):
     show_image_grid(DistributionObjective().sample(model, num_samples, temperature), nrow)
     plt.show()
 
-# %% ../nbs/04_train.ipynb #2c2d1e6a
+# %% ../nbs/04_train.ipynb #442a2e02
 class WeightsOnlyCheckpointIO(CheckpointIO):
     "Checkpoint I/O that always loads with `torch.load(weights_only=True)`; saving goes to the wrapped I/O."
     def __init__(self, checkpoint_io:CheckpointIO):
@@ -58,7 +61,7 @@ class WeightsOnlyCheckpointIO(CheckpointIO):
     def remove_checkpoint(self, path): self.checkpoint_io.remove_checkpoint(path)
     def teardown(self): self.checkpoint_io.teardown()
 
-# %% ../nbs/04_train.ipynb #a2e654e0
+# %% ../nbs/04_train.ipynb #b1526b3a
 def rng_states() -> dict:
     "The global random states of torch (CPU and CUDA), Python and numpy, as tensors and plain numbers."
     _, keys, position, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
@@ -79,7 +82,7 @@ def set_rng_states(states:dict):
     if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all([state.cpu() for state in states["cuda"]])
 
-# %% ../nbs/04_train.ipynb #97d964d6
+# %% ../nbs/04_train.ipynb #3b72a3e0
 class EpochShuffle(torch.utils.data.Sampler):
     "A random order of `range(num_examples)` that depends only on `seed` and the epoch set by `set_epoch`."
     def __init__(self, num_examples:int, seed:int=0):
@@ -99,7 +102,7 @@ class _SeedWorker:
         seed = self.shuffle.generator(self.rank, worker_id + 1).initial_seed()
         torch.manual_seed(seed); random.seed(seed); np.random.seed(seed % 2**32)
 
-# %% ../nbs/04_train.ipynb #ecb37971
+# %% ../nbs/04_train.ipynb #9f252ad5
 def robbins_monro(epoch:int) -> float:
     "The learning-rate factor `1/sqrt(1 + epoch)`."
     return 1/math.sqrt(1 + epoch)
@@ -110,7 +113,7 @@ class _ScoredModel(nn.Module):
         super().__init__(); self.model, self.objective = model, objective
     def forward(self, *batch): return self.objective(self.model, batch)["log_prob"]
 
-# %% ../nbs/04_train.ipynb #793bb8a1
+# %% ../nbs/04_train.ipynb #7ab9f5b6
 class LightningTrainer(pl.LightningModule):
     "A LightningModule that maximises the mean log-probability of `dataset` under `model`."
     def __init__(self, model:nn.Module, # a generative model with `log_prob` (or a layer, with `objective=LayerObjective(...)`)
@@ -233,7 +236,7 @@ class LightningTrainer(pl.LightningModule):
         self._restored_rng_states = checkpoint.get("rng_states")
         self.shuffle_seed = checkpoint.get("shuffle_seed", self.shuffle_seed)
 
-# %% ../nbs/04_train.ipynb #e93affe4
+# %% ../nbs/04_train.ipynb #c61aaf6e
 class _EpochEndWeights(pl.Callback):
     "Save the trained model's `state_dict` to `path` after every epoch, from the main process."
     def __init__(self, path): self.path = Path(path)
@@ -251,7 +254,7 @@ def _as_callbacks(callback, hook:str) -> list:
     if hook == "batch": return [pl.callbacks.LambdaCallback(on_train_batch_end=lambda trainer, module, *args: callback(module))]
     return [pl.callbacks.LambdaCallback(on_train_epoch_end=lambda trainer, module: callback(module))]
 
-# %% ../nbs/04_train.ipynb #98af5c79
+# %% ../nbs/04_train.ipynb #28a1fe74
 class ModelTrainer:
     "Train a model on a dataset with the Lightning engine; the base of `DistributionTrainer` and `LayerTrainer`."
     def __init__(self, model:nn.Module, dataset, objective,
@@ -298,7 +301,7 @@ class ModelTrainer:
         steps = "not trained" if self.trainer is None else f"{self.trainer.global_step} steps trained"
         return f"{type(self).__name__}({type(self.model).__name__}, max_epochs={self.max_epochs}, {steps})"
 
-# %% ../nbs/04_train.ipynb #cd877f89
+# %% ../nbs/04_train.ipynb #e405d28e
 class DistributionTrainer(ModelTrainer):
     "Fit a generative model by maximising `distribution.log_prob(batch[0])`; `.train()` runs it."
     def __init__(self, distribution:nn.Module, dataset, **options):
