@@ -8,16 +8,16 @@ __all__ = ['channel_groups', 'raster_mask', 'vertical_mask', 'MaskedConv2d', 'Re
            'PixelCNNLayer', 'PixelCNNDistribution', 'PixelCNNBernoulliDistribution', 'PixelCNNQuantizedDistribution',
            'default_model']
 
-# %% ../../nbs/models/21_pixelcnn.ipynb #1be23826
+# %% ../../nbs/models/21_pixelcnn.ipynb #1826aadf
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from ..core import Distribution, Layer, check_temperature, check_value_shape, log_prob_dict, shape_str
+from ..core import Distribution, Layer, check_event_batch, check_temperature, check_value_shape, log_prob_dict, shape_str
 from ..layers.bernoulli import IndependentBernoulliLayer
 from ..layers.quantized import IndependentQuantizedLayer
 from ..layers.logistic_mixture import DiscretizedLogisticMixtureLayer
 
-# %% ../../nbs/models/21_pixelcnn.ipynb #55003006
+# %% ../../nbs/models/21_pixelcnn.ipynb #db1a1045
 def channel_groups(num_channels:int, # how many feature channels
                    groups) -> torch.Tensor: # the image-channel groups in order, e.g. `[0, 1, 2]`
     "The group of each of `num_channels` feature channels, spread evenly over `groups` in order."
@@ -26,7 +26,7 @@ def channel_groups(num_channels:int, # how many feature channels
         raise ValueError(f"{num_channels} feature channels cannot cover {len(groups)} image-channel groups; use at least {len(groups)}")
     return groups[torch.arange(num_channels) * len(groups) // num_channels]
 
-# %% ../../nbs/models/21_pixelcnn.ipynb #07ca8542
+# %% ../../nbs/models/21_pixelcnn.ipynb #283dc9d0
 def raster_mask(kernel_height:int, kernel_width:int,
                 in_groups, out_groups, # the image-channel group of each input and each output channel
                 strict:bool) -> torch.Tensor: # True: mask A (centre sees earlier groups only); False: mask B (earlier and equal)
@@ -40,7 +40,7 @@ def raster_mask(kernel_height:int, kernel_width:int,
     mask[:, :, row, column] = centre.float()
     return mask
 
-# %% ../../nbs/models/21_pixelcnn.ipynb #6eda9176
+# %% ../../nbs/models/21_pixelcnn.ipynb #1dffe5b5
 def vertical_mask(kernel_size:int, in_channels:int, out_channels:int,
                   include_centre_row:bool) -> torch.Tensor: # False in the first layer
     "A 0/1 kernel mask `[out, in, k, k]` keeping the rows above the centre, and the centre row if `include_centre_row`."
@@ -48,7 +48,7 @@ def vertical_mask(kernel_size:int, in_channels:int, out_channels:int,
     mask[:, :, :kernel_size // 2 + int(include_centre_row)] = 1
     return mask
 
-# %% ../../nbs/models/21_pixelcnn.ipynb #e5cabce2
+# %% ../../nbs/models/21_pixelcnn.ipynb #9ad01159
 class MaskedConv2d(nn.Conv2d):
     "A 'same' convolution whose kernel is multiplied by the fixed 0/1 buffer `mask` `[out, in, kh, kw]`."
     def __init__(self, mask:torch.Tensor):
@@ -64,7 +64,7 @@ class MaskedConv2d(nn.Conv2d):
         weight = self.masked_weight()[:, :, :self.kernel_size[0] // 2 + 1]
         return weight.reshape(weight.shape[0], -1), self.bias
 
-# %% ../../nbs/models/21_pixelcnn.ipynb #9823e1d4
+# %% ../../nbs/models/21_pixelcnn.ipynb #c6c66fc9
 def _add(x, conditioning_terms, index):
     return x if conditioning_terms is None else x + conditioning_terms[index]
 
@@ -82,7 +82,7 @@ def _apply_head(matrices, h):
     (weight1, bias1), (weight2, bias2) = matrices
     return F.linear(F.relu(F.linear(F.relu(h), weight1, bias1)), weight2, bias2)
 
-# %% ../../nbs/models/21_pixelcnn.ipynb #50cfd5f9
+# %% ../../nbs/models/21_pixelcnn.ipynb #1a2998af
 class ResidualPixelCNNNetwork(nn.Module):
     "A masked PixelCNN: a mask-A convolution, residual mask-B blocks `h = h + conv(relu(h))`, a relu-1×1-relu-1×1 head."
     def __init__(self, image_channels:int, # C of the `[C, H, W]` images
@@ -110,7 +110,7 @@ class ResidualPixelCNNNetwork(nn.Module):
         "Caches for computing the output one pixel at a time (the fast sampler)."
         return _ResidualIncremental(self, batch_size, image_shape, conditioning_terms)
 
-# %% ../../nbs/models/21_pixelcnn.ipynb #43a41806
+# %% ../../nbs/models/21_pixelcnn.ipynb #3f5bd57f
 def autoregressive_dependence(params_function, # maps images `[B, C, H, W]` to parameters `[B, P, H, W]`
                               event_shape, # `[C, H, W]`
                               params_image_channel, # the image channel of each of the P parameter channels
@@ -133,7 +133,7 @@ def autoregressive_dependence(params_function, # maps images `[B, C, H, W]` to p
         for n, (g, k) in enumerate(batch): dependence[g, k] = (gradient[n] != 0).cpu()
     return dependence
 
-# %% ../../nbs/models/21_pixelcnn.ipynb #4a3d5c25
+# %% ../../nbs/models/21_pixelcnn.ipynb #c9449d32
 def check_autoregressive(params_function, event_shape, params_image_channel, **kwargs) -> torch.Tensor:
     "Raise an `AssertionError` if any output depends on an input at or after its own pixel and channel; return `[G, H*W]`: does it depend on any earlier input?"
     channels, height, width = event_shape
@@ -150,7 +150,7 @@ def check_autoregressive(params_function, event_shape, params_image_channel, **k
                              f"depend on channel {c} at pixel {divmod(m, width)} ({int(bad.sum())} such dependencies)")
     return (dependence & ~future).flatten(2).any(-1)
 
-# %% ../../nbs/models/21_pixelcnn.ipynb #498488ad
+# %% ../../nbs/models/21_pixelcnn.ipynb #fd6afd5e
 def _gate(features):
     value, gate = features.chunk(2, dim=1)
     return torch.tanh(value) * torch.sigmoid(gate)
@@ -188,7 +188,7 @@ class GatedPixelCNNNetwork(nn.Module):
         "Caches for computing the output one pixel at a time (the fast sampler)."
         return _GatedIncremental(self, batch_size, image_shape, conditioning_terms)
 
-# %% ../../nbs/models/21_pixelcnn.ipynb #fd571e91
+# %% ../../nbs/models/21_pixelcnn.ipynb #cdd24f3c
 class _ResidualIncremental:
     "Cached activations of a `ResidualPixelCNNNetwork`: each step computes every layer at one pixel."
     def __init__(self, network, batch_size, image_shape, conditioning_terms):
@@ -213,7 +213,7 @@ class _ResidualIncremental:
             if self.terms is not None: h = h + self.terms[index + 1][:, :, row, column]
         return _apply_head(self.head, h)
 
-# %% ../../nbs/models/21_pixelcnn.ipynb #6597f4d0
+# %% ../../nbs/models/21_pixelcnn.ipynb #db9d75ee
 class _GatedIncremental:
     "Cached activations of a `GatedPixelCNNNetwork`: the vertical stack a row at a time, the horizontal stack a pixel at a time."
     def __init__(self, network, batch_size, image_shape, conditioning_terms):
@@ -258,14 +258,14 @@ class _GatedIncremental:
                 self.horizontal_caches[index + 1][:, :, row, column + self.pads[index + 1]] = horizontal
         return _apply_head(self.head, horizontal)
 
-# %% ../../nbs/models/21_pixelcnn.ipynb #e3c3227d
+# %% ../../nbs/models/21_pixelcnn.ipynb #b941b812
 def _channel_steps(params_image_channel, channels:int) -> list:
     "The slices of image channels generated together: one per group of `params_image_channel`, the first from channel 0."
     groups = sorted(torch.as_tensor(params_image_channel).unique().tolist())
     bounds = [0] + groups[1:] + [channels]
     return [slice(bounds[i], bounds[i + 1]) for i in range(len(groups))]
 
-# %% ../../nbs/models/21_pixelcnn.ipynb #8ca87b25
+# %% ../../nbs/models/21_pixelcnn.ipynb #a96cb33d
 class PixelCNNBatchDistribution(Distribution):
     "The PixelCNN distribution of a batch of images: `log_prob`, `sample` (fast or naive), `complete`, greedy `mode`."
     def __init__(self, network:nn.Module, # a PixelCNN network (`forward` and `incremental`)
@@ -291,7 +291,7 @@ class PixelCNNBatchDistribution(Distribution):
         result = log_prob_dict(self.output_layer(params).log_prob(images))
         return {key: term.reshape(sample_shape + self.batch_shape) for key, term in result.items()}
 
-# %% ../../nbs/models/21_pixelcnn.ipynb #931c4fe1
+# %% ../../nbs/models/21_pixelcnn.ipynb #d0852ae7
 @torch.inference_mode()
 def _generate(distribution, copies:int, temperature, method:str, given=None, known=None) -> torch.Tensor:
     "Fill `copies` images per batch element in raster order; `temperature=None` takes each conditional's mode."
@@ -329,7 +329,7 @@ def _fill(distribution, copies, temperature, method, given, known):
                 images[:, step, row, column] = drawn
     return images
 
-# %% ../../nbs/models/21_pixelcnn.ipynb #e40f4d21
+# %% ../../nbs/models/21_pixelcnn.ipynb #8bc42922
 def _sample(self:PixelCNNBatchDistribution, sample_shape=torch.Size(), temperature=1.0,
             method:str="fast") -> torch.Tensor: # "fast" (cached activations) or "naive" (a full network pass per step)
     "Images of shape `sample_shape + batch_shape + event_shape`, generated pixel by pixel."
@@ -358,7 +358,7 @@ def _mode(self:PixelCNNBatchDistribution) -> torch.Tensor:
 PixelCNNBatchDistribution.sample, PixelCNNBatchDistribution.complete = _sample, _complete
 PixelCNNBatchDistribution.mode = property(_mode)
 
-# %% ../../nbs/models/21_pixelcnn.ipynb #a41a500e
+# %% ../../nbs/models/21_pixelcnn.ipynb #cdca0a26
 class PixelCNNLayer(Layer):
     "A PixelCNN p(x | conditioning) over images `event_shape` whose pixels follow any `output_layer`."
     def __init__(self, event_shape, # `[C, H, W]`
@@ -396,7 +396,7 @@ class PixelCNNLayer(Layer):
             raise ValueError(f"this PixelCNNLayer is conditional: call it on conditioning of shape [B, {shape_str(self.conditioning_shape)[1:-1]}]")
         return PixelCNNBatchDistribution(self.network, self.output_layer, self.event_shape, batch_size)
 
-# %% ../../nbs/models/21_pixelcnn.ipynb #a5d458dd
+# %% ../../nbs/models/21_pixelcnn.ipynb #6fe05612
 def _check_params_image_channel(params_image_channel, output_layer, event_shape):
     size = output_layer.params_size(event_shape)
     if params_image_channel.shape != (size,) or not ((params_image_channel >= 0) & (params_image_channel < event_shape[0])).all():
@@ -426,7 +426,7 @@ def _conditioning_terms(self:PixelCNNLayer, conditioning) -> list:
 
 PixelCNNLayer.conditioning_terms = _conditioning_terms
 
-# %% ../../nbs/models/21_pixelcnn.ipynb #25b5796c
+# %% ../../nbs/models/21_pixelcnn.ipynb #d15a7fee
 class PixelCNNDistribution(nn.Module):
     "A PixelCNN generative model of images `event_shape` whose pixels follow any `output_layer`."
     def __init__(self, event_shape, output_layer:Layer,
@@ -441,9 +441,7 @@ class PixelCNNDistribution(nn.Module):
 
     def log_prob(self, x:torch.Tensor) -> dict:
         "The log-prob dict of images `x` `[B, *event_shape]`."
-        if not isinstance(x, torch.Tensor) or x.dim() != len(self.event_shape) + 1 or x.shape[1:] != self.event_shape:
-            got = shape_str(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"x must be a tensor of shape [B, {shape_str(self.event_shape)[1:-1]}]; got {got}")
+        check_event_batch(x, self.event_shape)
         return self.distribution(len(x)).log_prob(x)
 
     def sample(self, sample_shape=torch.Size(), temperature=1.0, method:str="fast") -> torch.Tensor:
@@ -459,7 +457,7 @@ class PixelCNNDistribution(nn.Module):
         "Complete images `x` `[B, *event_shape]` where `known` (`[*event_shape]` or like `x`) is False."
         return self.distribution(len(x)).complete(x, known, temperature, method)
 
-# %% ../../nbs/models/21_pixelcnn.ipynb #72024036
+# %% ../../nbs/models/21_pixelcnn.ipynb #92fa994c
 class PixelCNNBernoulliDistribution(PixelCNNDistribution):
     "A PixelCNN over binary images: one Bernoulli logit per pixel and channel."
     def __init__(self, event_shape, **options): super().__init__(event_shape, IndependentBernoulliLayer(), **options)
@@ -469,7 +467,7 @@ class PixelCNNQuantizedDistribution(PixelCNNDistribution):
     def __init__(self, event_shape, num_buckets:int=8, **options):
         super().__init__(event_shape, IndependentQuantizedLayer(num_buckets), **options)
 
-# %% ../../nbs/models/21_pixelcnn.ipynb #95139e06
+# %% ../../nbs/models/21_pixelcnn.ipynb #840916d4
 def default_model(event_shape, # `[C, H, W]`
                   binary:bool) -> PixelCNNDistribution: # binary images: Bernoulli pixels; otherwise a logistic mixture over 8-bit values
     "A PixelCNN with sensible defaults for images of shape `event_shape`."

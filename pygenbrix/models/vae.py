@@ -6,18 +6,18 @@
 __all__ = ['evaluation_mode', 'VAE', 'conv_encoder', 'conv_decoder', 'ConvVAE', 'MNISTVAE', 'RGB32VAE', 'RGB64VAE',
            'ConditionalVAE', 'ConditionalVAEDistribution', 'default_model']
 
-# %% ../../nbs/models/23_vae.ipynb #14d6f5b5
+# %% ../../nbs/models/23_vae.ipynb #6708ca67
 import math
 from contextlib import contextmanager
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.distributions import Independent, Normal, kl_divergence
-from ..core import Distribution, log_prob_dict, sample_from, shape_str, check_temperature
+from ..core import Distribution, check_event_batch, log_prob_dict, sample_from, shape_str, check_temperature
 from ..layers.bernoulli import IndependentBernoulliLayer
 from ..layers.quantized import IndependentQuantizedLayer
 
-# %% ../../nbs/models/23_vae.ipynb #e6aa0c80
+# %% ../../nbs/models/23_vae.ipynb #f03c8929
 @contextmanager
 def evaluation_mode(module:nn.Module):
     "Put `module` and its children in evaluation mode inside a `with` block, then restore each one's mode."
@@ -27,7 +27,7 @@ def evaluation_mode(module:nn.Module):
     finally:
         for child, mode in zip(module.modules(), modes): child.training = mode
 
-# %% ../../nbs/models/23_vae.ipynb #2999505d
+# %% ../../nbs/models/23_vae.ipynb #a56c33e2
 class VAE(nn.Module):
     "A variational autoencoder: Gaussian encoder, standard Normal prior, and a decoder that emits the parameters of `output_layer`."
     # log_prob is the ELBO, a lower bound on log p(x): reports of -log_prob as an NLL must say they are upper bounds.
@@ -75,9 +75,7 @@ class VAE(nn.Module):
                              f"got {shape_str(params.shape)}")
 
     def _check_images(self, x):
-        if not isinstance(x, torch.Tensor) or x.dim() != len(self.event_shape) + 1 or x.shape[1:] != self.event_shape:
-            got = shape_str(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"{type(self).__name__} expects images of shape [B, {shape_str(self.event_shape)[1:-1]}]; got {got}")
+        check_event_batch(x, self.event_shape, f"{type(self).__name__} expects images")
 
     def prior(self) -> torch.distributions.Distribution:
         "The prior p(z) = N(0, I): batch `[]`, event `[latent_dim]`."
@@ -159,7 +157,7 @@ class VAE(nn.Module):
         check_temperature(temperature)
         return sample_from(self.decode(self.encode(x, condition).mean, condition), temperature=temperature)
 
-# %% ../../nbs/models/23_vae.ipynb #4ce2c41e
+# %% ../../nbs/models/23_vae.ipynb #2f9c8cc8
 def conv_encoder(event_shape, # the images `[C, H, W]`; H and W divisible by `2**len(channels)`
                  latent_dim:int,
                  channels=(32, 64), # one stride-2 stage per entry, with this many channels
@@ -192,7 +190,7 @@ def conv_decoder(latent_dim:int, event_shape, params_size:int, # the output laye
         in_channels = out_channels
     return nn.Sequential(*layers, nn.Conv2d(in_channels, params_size, 3, padding=1))
 
-# %% ../../nbs/models/23_vae.ipynb #8436427d
+# %% ../../nbs/models/23_vae.ipynb #06f67bf2
 class ConvVAE(VAE):
     "A convolutional VAE for images `event_shape` whose decoder emits the parameters of `output_layer`."
     def __init__(self, output_layer:nn.Module, # any layer; the decoder emits its `params_size(event_shape)` channels
@@ -222,7 +220,7 @@ class RGB64VAE(ConvVAE):
     def __init__(self, output_layer, latent_dim:int=512, channels=(64, 128, 256, 512), hidden_size:int=1024):
         super().__init__(output_layer, [3, 64, 64], latent_dim, channels, hidden_size)
 
-# %% ../../nbs/models/23_vae.ipynb #5a09606d
+# %% ../../nbs/models/23_vae.ipynb #36615cae
 class ConditionalVAE(VAE):
     "A convolutional VAE of images given a class label: p(x | label)."
     def __init__(self, output_layer:nn.Module, num_classes:int=10, # how many labels
@@ -263,7 +261,7 @@ class ConditionalVAE(VAE):
         "The distribution p(x | condition) of a batch of conditions: a layer over labels."
         return ConditionalVAEDistribution(self, self.one_hot(condition))
 
-# %% ../../nbs/models/23_vae.ipynb #7838e4bc
+# %% ../../nbs/models/23_vae.ipynb #05eb47ab
 class ConditionalVAEDistribution(Distribution):
     "p(x | condition) of a `ConditionalVAE` for a batch of conditions; `log_prob` is the ELBO dict."
     def __init__(self, vae:ConditionalVAE, condition:torch.Tensor): # one-hot conditions `[B, num_classes]`
@@ -283,7 +281,7 @@ class ConditionalVAEDistribution(Distribution):
         condition = self.condition.repeat(sample_shape.numel(), 1)
         return self.vae.sample(condition=condition, temperature=temperature).reshape(self._extended_shape(sample_shape))
 
-# %% ../../nbs/models/23_vae.ipynb #fc20e987
+# %% ../../nbs/models/23_vae.ipynb #7a343682
 def default_model(event_shape, # the images, `[C, H, W]`
                   binary:bool # True: binary pixels (Bernoulli); False: 8-bit levels in [0, 1] (256 buckets)
                  ) -> VAE:
