@@ -6,21 +6,20 @@
 __all__ = ['EpochEndCallback', 'SampleImagesCallback', 'ClassifyImagesCallback', 'AccuracyCallback', 'LogProbCallback',
            'ConditionalSamplesCallback']
 
-# %% ../nbs/05_callbacks.ipynb #103ad965
+# %% ../nbs/05_callbacks.ipynb #f5005eb4
 import math
 from pathlib import Path
 import torch
-import torch.nn.functional as F
 import matplotlib.pyplot as plt
 import pytorch_lightning as pl
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_warn
 from torchvision.utils import save_image
 from .core import sample_from
-from .metrics import accuracy, evaluate_nll, predicted_labels, model_device
+from .metrics import LayerObjective, accuracy, evaluate_nll, predicted_labels, model_device
 from .train import image_grid
 
-# %% ../nbs/05_callbacks.ipynb #7702f1cd
+# %% ../nbs/05_callbacks.ipynb #d848c122
 class EpochEndCallback(pl.Callback):
     "Base of the callbacks here: `on_epoch_end(trainer, pl_module)` every `every_n_epochs` epochs, on the main process."
     def __init__(self, tag:str, png_dir=None, every_n_epochs:int=1):
@@ -56,7 +55,7 @@ class EpochEndCallback(pl.Callback):
         for key, value in values.items(): pl_module.log(key, float(value), rank_zero_only=True)
         self.history.append((trainer.current_epoch, values))
 
-# %% ../nbs/05_callbacks.ipynb #4b46cce6
+# %% ../nbs/05_callbacks.ipynb #32869d13
 class SampleImagesCallback(EpochEndCallback):
     "Log a grid of `num_samples` samples from the model, drawn at `temperature`."
     def __init__(self, num_samples:int=16, nrow:int=None, temperature=1.0, tag:str=None, png_dir=None, every_n_epochs:int=1):
@@ -68,7 +67,7 @@ class SampleImagesCallback(EpochEndCallback):
         if images is None: rank_zero_warn(f"{type(self).__name__}: this model has no samples to show (a classifier?)")
         else: self.emit_images(trainer, images, self.nrow)
 
-# %% ../nbs/05_callbacks.ipynb #41660f54
+# %% ../nbs/05_callbacks.ipynb #2be5734e
 class ClassifyImagesCallback(EpochEndCallback):
     "Log a 5x5 grid of `dataset`'s first images, each titled with the classifier's predicted label."
     def __init__(self, dataset, num_images:int=25, class_names=None, tag:str="classified_images", png_dir=None,
@@ -98,7 +97,7 @@ class ClassifyImagesCallback(EpochEndCallback):
         for experiment in self.tensorboards(trainer): experiment.add_figure(self.tag, figure, trainer.current_epoch, close=False)
         plt.close(figure)
 
-# %% ../nbs/05_callbacks.ipynb #080a2ea5
+# %% ../nbs/05_callbacks.ipynb #bf02cfc6
 class AccuracyCallback(EpochEndCallback):
     "Log the classifier's accuracy on `dataset` as `tag`."
     def __init__(self, dataset, tag:str="test/accuracy", batch_size:int=256, every_n_epochs:int=1):
@@ -117,15 +116,15 @@ class LogProbCallback(EpochEndCallback):
                                quantization_levels=self.quantization_levels)
         self.emit_values(trainer, pl_module, {f"{self.tag}/{key}": value for key, value in metrics.items()})
 
-# %% ../nbs/05_callbacks.ipynb #20ff37ef
+# %% ../nbs/05_callbacks.ipynb #7b8ef951
 class ConditionalSamplesCallback(EpochEndCallback):
     "Log a grid of samples of the layer given each of the `conditioning` inputs."
     def __init__(self, conditioning:torch.Tensor, # inputs [N, ...] for the layer, or N integer labels with num_classes
                  num_classes:int=None, # one-hot encode integer labels
                  nrow:int=None, temperature=1.0, tag:str="conditional_samples", png_dir=None, every_n_epochs:int=1):
         super().__init__(tag, png_dir, every_n_epochs)
-        self.conditioning = torch.as_tensor(conditioning)
-        if num_classes is not None: self.conditioning = F.one_hot(self.conditioning.long(), num_classes).float()
+        # the same encoding (and the same refusal of non-integer labels) as training's LayerObjective
+        self.conditioning = LayerObjective(num_classes=num_classes).condition(torch.as_tensor(conditioning))
         self.nrow, self.temperature = nrow or len(self.conditioning), temperature
     def on_epoch_end(self, trainer, pl_module):
         layer = pl_module.model
