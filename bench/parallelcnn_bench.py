@@ -1,7 +1,9 @@
 """Sampling time of the multi-stage parallel CNN against a PixelCNN trained with the same budget, on binarised MNIST.
 
-Both models are trained for the same number of Adam steps on the same batches of thresholded MNIST digits, then
-scored on test digits (NLL in nats per image) and timed drawing 16 samples (median of several runs after a warm-up).
+Three models: the parallel CNN with its independent-pixel base, the same with a small PixelCNN as its base
+(`base_layer`), and a PixelCNN. Each is trained for the same number of Adam steps on the same batches of thresholded
+MNIST digits, then scored on test digits (NLL in nats per image) and timed drawing 16 samples (median of several runs
+after a warm-up). The PixelCNN is timed with its cached sampler and with the naive one.
 
     python bench/parallelcnn_bench.py                      # full size on a GPU
     python bench/parallelcnn_bench.py --steps 200 --small  # a short run on a CPU
@@ -13,6 +15,7 @@ from pygenbrix.data import MNIST
 from pygenbrix.layers.bernoulli import IndependentBernoulliLayer
 from pygenbrix.metrics import evaluate_nll
 from pygenbrix.models.parallelcnn import MultiStageParallelCNNLayer
+from pygenbrix.models.pixelcnn import PixelCNNBernoulliDistribution, PixelCNNLayer
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -25,21 +28,23 @@ def parse_args():
     parser.add_argument("--num-samples", type=int, default=16, help="images drawn per timed sampling call")
     parser.add_argument("--repeats", type=int, default=3, help="timed sampling calls per model (the median is reported)")
     parser.add_argument("--no-naive", action="store_true", help="skip timing the PixelCNN without activation caching")
+    parser.add_argument("--no-pixelcnn-base", action="store_true", help="skip the parallel CNN with a PixelCNN base")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--data", default=None, help="data root (default: $PYGENBRIX_DATA)")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
 
 def build_models(args):
-    parallel = PyGenBrixModel(MultiStageParallelCNNLayer([1, 28, 28], IndependentBernoulliLayer(), args.upsampling_stages,
-                                                         hidden_channels=32 if args.small else 64, num_blocks=2 if args.small else 4), [1, 28, 28])
-    models = {"parallel CNN": parallel}
-    try:
-        from pygenbrix.models.pixelcnn import PixelCNNBernoulliDistribution
-    except ImportError:
-        print("pygenbrix.models.pixelcnn is not available: timing the parallel CNN alone")
-    else:
-        models["PixelCNN"] = PixelCNNBernoulliDistribution([1, 28, 28], **({"channels": 32, "layers": 4} if args.small else {}))
+    network_size = dict(hidden_channels=32, num_blocks=2) if args.small else dict(hidden_channels=64, num_blocks=4)
+    parallel = lambda base_layer=None: PyGenBrixModel(MultiStageParallelCNNLayer(
+        [1, 28, 28], IndependentBernoulliLayer(), args.upsampling_stages, base_layer=base_layer, **network_size), [1, 28, 28])
+    models = {"parallel CNN": parallel()}
+    if not args.no_pixelcnn_base:
+        base_size = 28 >> args.upsampling_stages
+        models["parallel, PixelCNN base"] = parallel(PixelCNNLayer([1, base_size, base_size], IndependentBernoulliLayer(), [4, base_size, base_size],
+                                                                   **(dict(channels=32, layers=3) if args.small else dict(channels=64, layers=4))))
+    models["PixelCNN"] = PixelCNNBernoulliDistribution([1, 28, 28], **({"channels": 32, "layers": 4} if args.small else {}))
     return {name: model.to(args.device) for name, model in models.items()}
 
 def train(model, images, args):
@@ -76,12 +81,13 @@ def sampling_seconds(model, args, repeats=None, warm_up=True, **options) -> floa
 
 def main():
     args = parse_args()
+    if args.threads: torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     train_set = MNIST(args.data, split="train", binarize="threshold")
     test_set = torch.utils.data.Subset(MNIST(args.data, split="test", binarize="threshold"), range(args.test_images))
     images = torch.stack([train_set[i][0] for i in range(len(train_set))])
     print(f"device {args.device}; {args.steps} steps of batch {args.batch_size} per model; "
-          f"{args.upsampling_stages} upsampling stages; {'small' if args.small else 'full-size'} networks")
+          f"{args.upsampling_stages} upsampling stages; {'small' if args.small else 'full-size'} networks; {torch.get_num_threads()} threads")
     results = {}
     for name, model in build_models(args).items():
         torch.manual_seed(args.seed)
@@ -93,12 +99,17 @@ def main():
             if not args.no_naive:  # one draw: a full network pass per pixel is slow
                 results["PixelCNN (naive)"] = {**result, "sampling_s": sampling_seconds(model, args, 1, False, method="naive")}
         else: results[name] = {**result, "sampling_s": sampling_seconds(model, args)}
-    print(f"{'model':17s} {'parameters':>10s} {'training s':>10s} {'test NLL (nats)':>16s} {f'sample {args.num_samples} (s)':>14s} {'speed-up':>9s}")
+    base_pixels = (28 >> args.upsampling_stages) ** 2
+    rounds = {"parallel CNN": 1 + 3 * args.upsampling_stages, "parallel, PixelCNN base": base_pixels + 3 * args.upsampling_stages,
+              "PixelCNN (fast)": 784, "PixelCNN (naive)": 784}
+    print(f"{'model':24s} {'parameters':>10s} {'training s':>10s} {'test NLL (nats)':>16s} {'rounds':>7s} "
+          f"{f'sample {args.num_samples} (s)':>14s} {'fast PixelCNN / it':>19s} {'naive / it':>11s}")
     for name, r in results.items():
-        speed_up = r["sampling_s"] / results["parallel CNN"]["sampling_s"]
-        print(f"{name:17s} {r['parameters']:10d} {r['training_s']:10.1f} {r['nll']:16.2f} {r['sampling_s']:14.4f} {speed_up:8.0f}x")
-    print(f"speed-up: how many times faster the parallel CNN draws {args.num_samples} images; "
-          f"network rounds per image: parallel CNN {1 + 3 * args.upsampling_stages}, PixelCNN 784")
+        ratio = lambda baseline: f"{results[baseline]['sampling_s'] / r['sampling_s']:.3g}x" if baseline in results else "-"
+        print(f"{name:24s} {r['parameters']:10d} {r['training_s']:10.1f} {r['nll']:16.2f} {rounds[name]:7d} {r['sampling_s']:14.4f} "
+              f"{ratio('PixelCNN (fast)'):>19s} {ratio('PixelCNN (naive)'):>11s}")
+    print(f"rounds: sequential rounds of network calls per image; the last two columns: how many times faster than "
+          f"the PixelCNN's cached (fast) and naive samplers each model draws {args.num_samples} images")
 
 if __name__ == "__main__":
     main()

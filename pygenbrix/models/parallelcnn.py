@@ -6,13 +6,13 @@
 __all__ = ['BLOCK_OFFSETS', 'split_blocks', 'join_blocks', 'grid_conditioning', 'ChannelMaskedConv2d', 'MaskedResidualBlock',
            'GroupNetwork', 'MultiStageParallelCNN', 'MultiStageParallelCNNLayer', 'default_model']
 
-# %% ../../nbs/models/22_parallelcnn.ipynb #1769bbfc
+# %% ../../nbs/models/22_parallelcnn.ipynb #f7250b55
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from ..core import Distribution, Layer, PyGenBrixModel, log_prob_dict, sample_from, check_finite, check_temperature, shape_str
 
-# %% ../../nbs/models/22_parallelcnn.ipynb #ca32c9eb
+# %% ../../nbs/models/22_parallelcnn.ipynb #66b7bb16
 BLOCK_OFFSETS = [(1, 1), (0, 1), (1, 0)]  # (row, column) in the 2x2 block of block1, block2, block3, in generation order
 
 def split_blocks(image):
@@ -26,14 +26,14 @@ def join_blocks(coarse, blocks):
     for (i, j), block in zip(BLOCK_OFFSETS, blocks): fine[..., i::2, j::2] = block
     return fine
 
-# %% ../../nbs/models/22_parallelcnn.ipynb #7c27621e
+# %% ../../nbs/models/22_parallelcnn.ipynb #9426d1fb
 def grid_conditioning(conditioning, # `[B, P, H, W]`
                       factor:int # the grid is `H/factor × W/factor`; a power of 2, at least 2
                      ) -> torch.Tensor:
     "`conditioning` averaged over `factor/2` squares, with each 2x2 block folded into channels: `[B, 4P, H/factor, W/factor]`."
     return F.pixel_unshuffle(F.avg_pool2d(conditioning, factor // 2) if factor > 2 else conditioning, 2)
 
-# %% ../../nbs/models/22_parallelcnn.ipynb #c68d9d9d
+# %% ../../nbs/models/22_parallelcnn.ipynb #509c537b
 class ChannelMaskedConv2d(nn.Conv2d):
     "A convolution in which an output channel tagged `t` sees only the input channels tagged below `t` (`strict`) or up to `t`."
     def __init__(self, in_tags, # one integer tag per input channel
@@ -47,7 +47,7 @@ class ChannelMaskedConv2d(nn.Conv2d):
 
     def forward(self, x): return F.conv2d(x, self.weight * self.mask, self.bias, self.stride, self.padding, self.dilation)
 
-# %% ../../nbs/models/22_parallelcnn.ipynb #d94c2b84
+# %% ../../nbs/models/22_parallelcnn.ipynb #f5886c66
 class MaskedResidualBlock(nn.Module):
     "Two channel-masked convolutions with a skip connection; every channel keeps its tag."
     def __init__(self, tags, dilation:int=1):
@@ -78,7 +78,7 @@ class GroupNetwork(nn.Module):
                 group): # `[B, C, h, w]`: the group's pixels; channel `c` is seen only by parameters of channels > c
         return self.last(F.relu(self.blocks(self.first(torch.cat([context, group], 1)))))
 
-# %% ../../nbs/models/22_parallelcnn.ipynb #3a2fd7f2
+# %% ../../nbs/models/22_parallelcnn.ipynb #d4f90789
 class MultiStageParallelCNN(Distribution):
     "Images generated coarse to fine, each group of pixels in parallel, by the networks of a `MultiStageParallelCNNLayer`."
     def __init__(self, layer, # the `MultiStageParallelCNNLayer` whose networks are used
@@ -95,12 +95,16 @@ class MultiStageParallelCNN(Distribution):
         stages = self.layer.upsampling_stages
         return [grid_conditioning(conditioning, 2 ** (stages - level)) for level in range(stages)]
 
-    def group_params(self, value) -> dict:
-        "For every group in generation order, `(params, pixels)`: the parameters its network predicts from the earlier groups of `value`, and its pixels."
+    def _stages(self, value) -> tuple:
+        "The image `value` at every stage, finest first, and the conditioning of every stage, coarsest first."
         images = [value.reshape(-1, *self.event_shape)]
         for _ in range(self.layer.upsampling_stages): images.append(images[-1][..., 0::2, 0::2])
-        conditioning = self._stage_conditioning(images[0].shape[0] // self.batch_shape[0])
-        groups = {"base": (self.layer.base_network(conditioning[0], images[-1]), images[-1])}
+        return images, self._stage_conditioning(images[0].shape[0] // self.batch_shape[0])
+
+    def group_params(self, value) -> dict:
+        "For every group in generation order, `(params, pixels)`: the parameters its network predicts from the earlier groups of `value`, and its pixels; the base is a group when no `base_layer` models it."
+        images, conditioning = self._stages(value)
+        groups = {} if self.layer.base_layer is not None else {"base": (self.layer.base_network(conditioning[0], images[-1]), images[-1])}
         for level, networks in enumerate(self.layer.upsampling_networks):
             coarse, blocks = split_blocks(images[-2 - level])
             for index, network in enumerate(networks):
@@ -111,23 +115,33 @@ class MultiStageParallelCNN(Distribution):
     def log_prob(self, value) -> dict:
         "`'log_prob'` and one term per group (`'base_log_prob'`, `'upsample_level_0/block1_log_prob'`, ...), each `sample_shape + batch_shape`."
         shape = self._check_value(value) + self.batch_shape
-        terms = {f"{name}_log_prob": log_prob_dict(self.layer.output_layer(params).log_prob(pixels))["log_prob"].reshape(shape)
-                 for name, (params, pixels) in self.group_params(value).items()}
+        terms = {}
+        if self.layer.base_layer is not None:
+            images, conditioning = self._stages(value)
+            terms["base_log_prob"] = log_prob_dict(self.layer.base_layer(conditioning[0]).log_prob(images[-1]))["log_prob"].reshape(shape)
+        terms.update({f"{name}_log_prob": log_prob_dict(self.layer.output_layer(params).log_prob(pixels))["log_prob"].reshape(shape)
+                      for name, (params, pixels) in self.group_params(value).items()})
         return {"log_prob": sum(terms.values()), **terms}
 
-# %% ../../nbs/models/22_parallelcnn.ipynb #c53b30c4
+# %% ../../nbs/models/22_parallelcnn.ipynb #6de7e5be
 def _generate_group(self:MultiStageParallelCNN, network, context, temperature, mode:bool):
     "Draw one group of pixels, channel step by channel step."
     channels, (height, width) = self.event_shape[0], context.shape[-2:]
     group = context.new_zeros(context.shape[0], channels, height, width)
-    # with fewer steps than channels (logistic mixture: one), the last step draws all remaining channels
-    step_of_channel = torch.arange(channels, device=group.device).clamp(max=network.channel_steps - 1)
     for step in range(network.channel_steps):
         distribution = self.layer.output_layer(network(context, group))
         values = distribution.mode if mode else sample_from(distribution, temperature=temperature)
-        drawn = step_of_channel == step
+        # with fewer steps than channels (logistic mixture: one), the last step draws all remaining channels;
+        # a slice, unlike a boolean mask, needs no device synchronisation
+        drawn = slice(step, step + 1 if step < network.channel_steps - 1 else channels)
         group[:, drawn] = values[:, drawn].to(group.dtype)
     return group
+
+def _generate_base(self:MultiStageParallelCNN, conditioning, temperature, mode:bool):
+    "Draw the base image, from the base network or the `base_layer`."
+    if self.layer.base_layer is None: return _generate_group(self, self.layer.base_network, conditioning, temperature, mode)
+    base = self.layer.base_layer(conditioning)
+    return base.mode if mode else sample_from(base, temperature=temperature)
 
 def _sample_stages(self:MultiStageParallelCNN, sample_shape=torch.Size(), temperature=1.0, mode:bool=False) -> list:
     "Samples at every stage, coarsest first: `upsampling_stages + 1` tensors `sample_shape + batch_shape + [C, h, w]`."
@@ -135,7 +149,7 @@ def _sample_stages(self:MultiStageParallelCNN, sample_shape=torch.Size(), temper
     sample_shape = torch.Size(sample_shape)
     with torch.inference_mode():
         conditioning = self._stage_conditioning(sample_shape.numel())
-        image = _generate_group(self, self.layer.base_network, conditioning[0], temperature, mode)
+        image = _generate_base(self, conditioning[0], temperature, mode)
         stages = [image]
         for level, networks in enumerate(self.layer.upsampling_networks):
             blocks = []
@@ -156,7 +170,7 @@ for name, method in [("sample_stages", _sample_stages), ("sample", _sample)]:
 MultiStageParallelCNN.mode = property(lambda self: self.sample_stages(mode=True)[-1],
                                       doc="The greedy mode: each group the mode of its conditional given the earlier groups.")
 
-# %% ../../nbs/models/22_parallelcnn.ipynb #1347b97d
+# %% ../../nbs/models/22_parallelcnn.ipynb #c8b98398
 class MultiStageParallelCNNLayer(Layer):
     "A conditional image distribution generated coarse to fine in `upsampling_stages` stages of parallel networks, over `output_layer` pixels."
     def __init__(self, event_shape, # `[C, H, W]`; H and W divisible by `2**upsampling_stages`
@@ -164,7 +178,8 @@ class MultiStageParallelCNNLayer(Layer):
                  upsampling_stages:int=1, # how many times the image doubles; the base image is `[C, H/2**stages, W/2**stages]`
                  conditioning_channels:int=1, # channels of the params this layer takes (its `params_size`)
                  hidden_channels:int=64, # width of every group network
-                 num_blocks:int=4): # residual blocks per group network
+                 num_blocks:int=4, # residual blocks per group network
+                 base_layer:Layer=None): # the base image's layer, given params `[B, 4*conditioning_channels, H/2**stages, W/2**stages]`; None: independent pixels from a group network
         super().__init__()
         if isinstance(upsampling_stages, bool) or not isinstance(upsampling_stages, int) or upsampling_stages < 1:
             raise ValueError(f"upsampling_stages must be an integer >= 1; got {upsampling_stages!r}")
@@ -178,9 +193,22 @@ class MultiStageParallelCNNLayer(Layer):
         params_tags = output_layer.params_image_channel(group_shape)
         context = 4 * conditioning_channels
         network = lambda groups_seen: GroupNetwork(context + groups_seen * channels, channels, params_tags, hidden_channels, num_blocks)
-        self.base_network = network(0)
+        self.base_layer = self._check_base_layer(base_layer, group_shape, context)
+        self.base_network = None if base_layer is not None else network(0)
         self.upsampling_networks = nn.ModuleList(nn.ModuleList(network(1 + index) for index in range(3))
                                                  for level in range(upsampling_stages))
+
+    def _check_base_layer(self, base_layer, base_shape, base_params):
+        if base_layer is None: return None
+        if not isinstance(base_layer, Layer):
+            raise TypeError(f"base_layer must be a pygenbrix Layer (or None); got {type(base_layer).__name__}")
+        try: size = base_layer.params_size(base_shape)
+        except ValueError as error:
+            raise ValueError(f"base_layer must model base images of shape {list(base_shape)}: {error}") from None
+        if size != base_params:
+            raise ValueError(f"base_layer must take params of {base_params} channels (4 * conditioning_channels: the conditioning "
+                             f"averaged to the base grid, each 2x2 block folded into channels); its params_size({list(base_shape)}) is {size}")
+        return base_layer
 
     def _check_spatial(self, height, width, what):
         factor = 2 ** self.upsampling_stages
@@ -209,9 +237,12 @@ class MultiStageParallelCNNLayer(Layer):
             raise ValueError(f"MultiStageParallelCNNLayer expects params of shape [B, {self.conditioning_channels}, H, W]; "
                              f"got {shape_str(params.shape)}")
         self._check_spatial(*params.shape[2:], f"params of shape {shape_str(params.shape)}")
+        if self.base_layer is not None:  # a base layer may model one size only (a PixelCNN does)
+            self._check_base_layer(self.base_layer, [self.image_channels, *(size >> self.upsampling_stages for size in params.shape[2:])],
+                                   4 * self.conditioning_channels)
         return MultiStageParallelCNN(self, check_finite(params, "MultiStageParallelCNNLayer params"))
 
-# %% ../../nbs/models/22_parallelcnn.ipynb #5d3020a6
+# %% ../../nbs/models/22_parallelcnn.ipynb #39be6dc4
 def default_model(event_shape, # `[C, H, W]`, H and W divisible by 2
                   binary:bool # binary images: Bernoulli pixels; otherwise a logistic mixture on 256 levels
                  ) -> PyGenBrixModel:
