@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['log_prob_dict', 'shape_str', 'check_value_shape', 'check_event_batch', 'check_finite', 'check_support',
-           'check_temperature', 'Distribution', 'sum_event', 'sample_from', 'Layer', 'split_channel_params',
-           'PyGenBrixModel']
+           'check_temperature', 'check_integer', 'Distribution', 'sum_event', 'sample_from', 'Layer',
+           'split_channel_params', 'PyGenBrixModel']
 
 # %% ../nbs/00_core.ipynb #768f250a
 from collections.abc import Mapping
@@ -76,6 +76,13 @@ def check_temperature(temperature):
     if not (isinstance(temperature, (int, float)) and temperature > 0):
         raise ValueError(f"temperature must be a positive number; got {temperature!r}")
     return temperature
+
+# %% ../nbs/00_core.ipynb #e5e54a8f
+def check_integer(value, name:str, minimum:int):
+    "Raise a `ValueError` unless `value` is an `int` (not a bool) of at least `minimum`."
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    return value
 
 # %% ../nbs/00_core.ipynb #2886783e
 class Distribution:

@@ -10,7 +10,7 @@ __all__ = ['LEVEL_TOLERANCE', 'MIN_LOG_SCALE', 'level_index', 'log_level_probs',
 import math
 import torch
 import torch.nn.functional as F
-from ..core import Distribution, Layer, check_finite, check_support, check_temperature, shape_str, sum_event
+from ..core import Distribution, Layer, check_finite, check_support, check_temperature, check_integer, shape_str, sum_event
 
 # %% ../../nbs/layers/14_logistic_mixture.ipynb #d0539c81
 LEVEL_TOLERANCE = 1e-4 # how far a value may be from the nearest 8-bit level k/255
@@ -172,9 +172,7 @@ class DiscretizedLogisticMixtureLayer(Layer):
     "Turns params `[B, num_mixtures*(1 + 2C + C(C-1)/2), *spatial]` into a `DiscretizedLogisticMixture` with event `[C, *spatial]`."
     def __init__(self, num_mixtures:int=5): # number of logistic components per pixel (at least 1)
         super().__init__()
-        if isinstance(num_mixtures, bool) or not isinstance(num_mixtures, int) or num_mixtures < 1:
-            raise ValueError(f"num_mixtures must be an integer >= 1; got {num_mixtures!r}")
-        self.num_mixtures = num_mixtures
+        self.num_mixtures = check_integer(num_mixtures, "num_mixtures", 1)
 
     def params_size(self, event_shape) -> int:
         "`num_mixtures * (1 + 2C + C(C-1)/2)` channels for an event `[C, H, W]`: logits, means, log-scales, coefficients."

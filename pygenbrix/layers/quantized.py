@@ -8,7 +8,7 @@ __all__ = ['bucket_index', 'bucket_value', 'IndependentQuantized', 'IndependentQ
 # %% ../../nbs/layers/12_quantized.ipynb #eac1586f
 import torch
 import torch.nn.functional as F
-from ..core import Distribution, Layer, check_finite, check_support, check_temperature, shape_str, split_channel_params, sum_event
+from ..core import Distribution, Layer, check_finite, check_support, check_temperature, check_integer, shape_str, split_channel_params, sum_event
 
 # %% ../../nbs/layers/12_quantized.ipynb #401a11e1
 def bucket_index(value:torch.Tensor, # values in [0, 1]
@@ -66,9 +66,7 @@ class IndependentQuantizedLayer(Layer):
     "Turns logits `[B, C*num_buckets, *spatial]` (channel-major) into an `IndependentQuantized` with event `[C, *spatial]`."
     def __init__(self, num_buckets:int=8): # how many equal-width buckets [0, 1] is cut into (at least 2)
         super().__init__()
-        if isinstance(num_buckets, bool) or not isinstance(num_buckets, int) or num_buckets < 2:
-            raise ValueError(f"num_buckets must be an integer >= 2; got {num_buckets!r}")
-        self.num_buckets = num_buckets
+        self.num_buckets = check_integer(num_buckets, "num_buckets", 2)
 
     def params_size(self, event_shape) -> int:
         "`num_buckets` logits per element: `C * num_buckets` channels for an event `[C, H, W]`."

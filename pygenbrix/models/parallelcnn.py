@@ -10,7 +10,7 @@ __all__ = ['BLOCK_OFFSETS', 'split_blocks', 'join_blocks', 'grid_conditioning', 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from ..core import Distribution, Layer, PyGenBrixModel, log_prob_dict, sample_from, check_finite, check_temperature, shape_str
+from ..core import Distribution, Layer, PyGenBrixModel, log_prob_dict, sample_from, check_finite, check_temperature, check_integer, shape_str
 
 # %% ../../nbs/models/22_parallelcnn.ipynb #66b7bb16
 BLOCK_OFFSETS = [(1, 1), (0, 1), (1, 0)]  # (row, column) in the 2x2 block of block1, block2, block3, in generation order
@@ -103,7 +103,9 @@ class MultiStageParallelCNN(Distribution):
 
     def group_params(self, value) -> dict:
         "For every group in generation order, `(params, pixels)`: the parameters its network predicts from the earlier groups of `value`, and its pixels; the base is a group when no `base_layer` models it."
-        images, conditioning = self._stages(value)
+        return self._group_params(*self._stages(value))
+
+    def _group_params(self, images, conditioning) -> dict:
         groups = {} if self.layer.base_layer is not None else {"base": (self.layer.base_network(conditioning[0], images[-1]), images[-1])}
         for level, networks in enumerate(self.layer.upsampling_networks):
             coarse, blocks = split_blocks(images[-2 - level])
@@ -115,12 +117,12 @@ class MultiStageParallelCNN(Distribution):
     def log_prob(self, value) -> dict:
         "`'log_prob'` and one term per group (`'base_log_prob'`, `'upsample_level_0/block1_log_prob'`, ...), each `sample_shape + batch_shape`."
         shape = self._check_value(value) + self.batch_shape
+        images, conditioning = self._stages(value)
         terms = {}
         if self.layer.base_layer is not None:
-            images, conditioning = self._stages(value)
             terms["base_log_prob"] = log_prob_dict(self.layer.base_layer(conditioning[0]).log_prob(images[-1]))["log_prob"].reshape(shape)
         terms.update({f"{name}_log_prob": log_prob_dict(self.layer.output_layer(params).log_prob(pixels))["log_prob"].reshape(shape)
-                      for name, (params, pixels) in self.group_params(value).items()})
+                      for name, (params, pixels) in self._group_params(images, conditioning).items()})
         return {"log_prob": sum(terms.values()), **terms}
 
 # %% ../../nbs/models/22_parallelcnn.ipynb #6de7e5be
@@ -181,11 +183,8 @@ class MultiStageParallelCNNLayer(Layer):
                  num_blocks:int=4, # residual blocks per group network
                  base_layer:Layer=None): # the base image's layer, given params `[B, 4*conditioning_channels, H/2**stages, W/2**stages]`; None: independent pixels from a group network
         super().__init__()
-        if isinstance(upsampling_stages, bool) or not isinstance(upsampling_stages, int) or upsampling_stages < 1:
-            raise ValueError(f"upsampling_stages must be an integer >= 1; got {upsampling_stages!r}")
-        if isinstance(conditioning_channels, bool) or not isinstance(conditioning_channels, int) or conditioning_channels < 1:
-            raise ValueError(f"conditioning_channels must be an integer >= 1; got {conditioning_channels!r}")
-        self.upsampling_stages, self.conditioning_channels = upsampling_stages, conditioning_channels
+        self.upsampling_stages = check_integer(upsampling_stages, "upsampling_stages", 1)
+        self.conditioning_channels = check_integer(conditioning_channels, "conditioning_channels", 1)
         self.event_shape = self._check_event_shape(event_shape)
         self.image_channels = channels = self.event_shape[0]
         self.output_layer = output_layer
@@ -193,13 +192,14 @@ class MultiStageParallelCNNLayer(Layer):
         params_tags = output_layer.params_image_channel(group_shape)
         context = 4 * conditioning_channels
         network = lambda groups_seen: GroupNetwork(context + groups_seen * channels, channels, params_tags, hidden_channels, num_blocks)
-        self.base_layer = self._check_base_layer(base_layer, group_shape, context)
+        self.base_layer = self._check_base_layer(base_layer, group_shape)
         self.base_network = None if base_layer is not None else network(0)
         self.upsampling_networks = nn.ModuleList(nn.ModuleList(network(1 + index) for index in range(3))
                                                  for level in range(upsampling_stages))
 
-    def _check_base_layer(self, base_layer, base_shape, base_params):
+    def _check_base_layer(self, base_layer, base_shape):
         if base_layer is None: return None
+        base_params = 4 * self.conditioning_channels  # the conditioning on the base grid, as every group network gets it
         if not isinstance(base_layer, Layer):
             raise TypeError(f"base_layer must be a pygenbrix Layer (or None); got {type(base_layer).__name__}")
         try: size = base_layer.params_size(base_shape)
@@ -238,8 +238,7 @@ class MultiStageParallelCNNLayer(Layer):
                              f"got {shape_str(params.shape)}")
         self._check_spatial(*params.shape[2:], f"params of shape {shape_str(params.shape)}")
         if self.base_layer is not None:  # a base layer may model one size only (a PixelCNN does)
-            self._check_base_layer(self.base_layer, [self.image_channels, *(size >> self.upsampling_stages for size in params.shape[2:])],
-                                   4 * self.conditioning_channels)
+            self._check_base_layer(self.base_layer, [self.image_channels, *(size >> self.upsampling_stages for size in params.shape[2:])])
         return MultiStageParallelCNN(self, check_finite(params, "MultiStageParallelCNNLayer params"))
 
 # %% ../../nbs/models/22_parallelcnn.ipynb #39be6dc4
