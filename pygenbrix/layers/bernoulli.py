@@ -15,10 +15,10 @@ class IndependentBernoulli(Distribution):
     "Independent Bernoulli variables with the given `logits`; all dimensions after the first `batch_dims` form the event."
     def __init__(self, logits:torch.Tensor, # log-odds, shape `batch_shape + event_shape`
                  batch_dims:int=1, # how many leading dimensions of `logits` are batch dimensions
-                 validate_args=None):
-        if validate_args is not False: check_finite(logits, "IndependentBernoulli logits")
-        self.logits = logits
+                 validate_args=None): # check that the logits are finite; None: `should_validate()`
         super().__init__(logits.shape[:batch_dims], logits.shape[batch_dims:], validate_args)
+        if self._validate_args: check_finite(logits, "IndependentBernoulli logits")
+        self.logits = logits
 
     def _check_support(self, value):
         check_support((value == 0) | (value == 1), value, "0 or 1 (binary pixels)")

@@ -10,7 +10,7 @@ __all__ = ['LEVEL_TOLERANCE', 'MIN_LOG_SCALE', 'level_index', 'log_level_probs',
 import math
 import torch
 import torch.nn.functional as F
-from ..core import Distribution, Layer, check_finite, check_support, check_temperature, check_integer, shape_str, sum_event
+from ..core import Distribution, Layer, check_finite, check_support, check_temperature, check_integer, shape_str, should_validate, sum_event
 
 # %% ../../nbs/layers/14_logistic_mixture.ipynb #d0539c81
 LEVEL_TOLERANCE = 1e-4 # how far a value may be from the nearest 8-bit level k/255
@@ -98,13 +98,13 @@ class DiscretizedLogisticMixture(Distribution):
                  log_scales:torch.Tensor, # `batch_shape + [C] + spatial + [M]`
                  coefficients:torch.Tensor=None, # `batch_shape + [C(C-1)/2] + spatial + [M]`; `None` when C = 1
                  batch_dims:int=1, # how many leading dimensions are batch dimensions
-                 validate_args=None):
+                 validate_args=None): # check that the parameters are finite; None: `should_validate()`
         coefficients = _check_parameter_shapes(mixture_logits, means, log_scales, coefficients, batch_dims)
-        if validate_args is not False:
-            for key, tensor in [("mixture_logits", mixture_logits), ("means", means), ("log_scales", log_scales), ("coefficients", coefficients)]:
-                check_finite(tensor, f"DiscretizedLogisticMixture {key}")
         self.mixture_logits, self.means, self.log_scales, self.coefficients = mixture_logits, means, log_scales, coefficients
         super().__init__(means.shape[:batch_dims], means.shape[batch_dims:-1], validate_args)
+        if self._validate_args:
+            for key, tensor in [("mixture_logits", mixture_logits), ("means", means), ("log_scales", log_scales), ("coefficients", coefficients)]:
+                check_finite(tensor, f"DiscretizedLogisticMixture {key}")
 
     @property
     def num_mixtures(self) -> int: return self.means.shape[-1]
@@ -188,7 +188,7 @@ class DiscretizedLogisticMixtureLayer(Layer):
         if C is None:
             raise ValueError(f"{name} with num_mixtures={M} expects num_mixtures*(C+1)(C+2)/2 params channels for C image channels "
                              f"({3*M} for C=1, {6*M} for C=2, {10*M} for C=3, ...); got {params.shape[1]} channels in shape {shape_str(params.shape)}")
-        check_finite(params, f"{name} params")
+        if should_validate(): check_finite(params, f"{name} params")
         pairs = C * (C - 1) // 2
         logits, means, log_scales, coefficients = params.split([M, C * M, C * M, pairs * M], dim=1)
         per_channel = lambda group, n: group.unflatten(1, (n, M)).movedim(2, -1)  # [B, n*M, ...] -> [B, n, ..., M]

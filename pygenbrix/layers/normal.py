@@ -27,17 +27,20 @@ class IndependentNormal(Distribution):
     def __init__(self, loc:torch.Tensor, # means, shape `batch_shape + event_shape`
                  scale:torch.Tensor, # standard deviations, positive, same shape as `loc`
                  batch_dims:int=1, # how many leading dimensions of `loc` are batch dimensions
-                 validate_args=None):
+                 validate_args=None): # check that loc is finite and scale finite and positive; None: `should_validate()`
         name = type(self).__name__
         for tensor, part in ((loc, "loc"), (scale, "scale")):
             if not isinstance(tensor, torch.Tensor): raise TypeError(f"{name} {part} must be a torch.Tensor; got {type(tensor).__name__}")
         if loc.shape != scale.shape:
             raise ValueError(f"{name} loc and scale must have the same shape; got loc {shape_str(loc.shape)} and scale {shape_str(scale.shape)}")
-        if validate_args is not False:
-            check_finite(loc, f"{name} loc"); check_finite(scale, f"{name} scale")
-            _check_positive(scale, f"{name} scale")
         self.loc, self.scale = loc, scale
         super().__init__(loc.shape[:batch_dims], loc.shape[batch_dims:], validate_args)
+        if self._validate_args: self._check_parameters()
+
+    def _check_parameters(self):
+        name = type(self).__name__
+        check_finite(self.loc, f"{name} loc"); check_finite(self.scale, f"{name} scale")
+        _check_positive(self.scale, f"{name} scale")
 
     def _check_support(self, value):
         if not value.is_floating_point():
@@ -102,6 +105,8 @@ class IndependentL2(IndependentNormal):
         if not isinstance(loc, torch.Tensor): raise TypeError(f"{type(self).__name__} loc must be a torch.Tensor; got {type(loc).__name__}")
         # A stride-0 view of one 1: no memory per element.
         super().__init__(loc, loc.new_ones(()).expand(loc.shape), batch_dims, validate_args)
+
+    def _check_parameters(self): check_finite(self.loc, f"{type(self).__name__} loc")  # the scale is 1
 
     def rsample(self, sample_shape=torch.Size(), temperature=1.0) -> torch.Tensor:
         "The mean `loc`, repeated over `sample_shape`, at any `temperature` (gradients reach `loc`)."

@@ -26,13 +26,13 @@ class IndependentQuantized(Distribution):
     "Independent values in [0, 1], each a categorical over `num_buckets` equal-width buckets; logits `batch_shape + event_shape + [num_buckets]`."
     def __init__(self, logits:torch.Tensor, # bucket logits, shape `batch_shape + event_shape + [num_buckets]`
                  batch_dims:int=1, # how many leading dimensions of `logits` are batch dimensions
-                 validate_args=None):
-        if validate_args is not False: check_finite(logits, "IndependentQuantized logits")
+                 validate_args=None): # check that the logits are finite; None: `should_validate()`
         if logits.dim() < batch_dims + 1 or logits.shape[-1] < 2:
             raise ValueError(f"IndependentQuantized logits must have shape batch_shape + event_shape + [num_buckets] "
                              f"with {batch_dims} batch dimension(s) and num_buckets >= 2; got {shape_str(logits.shape)}")
         self.logits = logits
         super().__init__(logits.shape[:batch_dims], logits.shape[batch_dims:-1], validate_args)
+        if self._validate_args: check_finite(logits, "IndependentQuantized logits")
 
     @property
     def num_buckets(self) -> int: return self.logits.shape[-1]
@@ -73,7 +73,7 @@ class IndependentQuantizedLayer(Layer):
         return event_shape[0] * self.num_buckets
 
     def forward(self, params) -> IndependentQuantized:
-        split_channel_params(params, self.num_buckets, type(self).__name__)  # checks type, layout and finiteness
+        split_channel_params(params, self.num_buckets, type(self).__name__)  # checks type and layout (and finiteness, where validating)
         logits = params.unflatten(1, (params.shape[1] // self.num_buckets, self.num_buckets)).movedim(2, -1)
         return IndependentQuantized(logits)
 
