@@ -7,7 +7,7 @@ __all__ = ['EpochEndCallback', 'SampleImagesCallback', 'ClassifyImagesCallback',
            'ConditionalSamplesCallback']
 
 # %% ../nbs/05_callbacks.ipynb #f5005eb4
-import math
+import contextlib, math
 from pathlib import Path
 import torch
 import matplotlib.pyplot as plt
@@ -28,9 +28,12 @@ class EpochEndCallback(pl.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module):
         if trainer.is_global_zero and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
+            # the engine's evaluation weights: the moving average where training keeps one
+            weights = pl_module.evaluation_weights() if hasattr(pl_module, "evaluation_weights") else contextlib.nullcontext()
             was_training = pl_module.model.training
             pl_module.model.eval()
-            try: self.on_epoch_end(trainer, pl_module)
+            try:
+                with weights: self.on_epoch_end(trainer, pl_module)
             finally: pl_module.model.train(was_training)
 
     def on_epoch_end(self, trainer, pl_module): raise NotImplementedError

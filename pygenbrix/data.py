@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['CELEBA_SIZES', 'MNIST_FILES', 'CIFAR10_FILES', 'CELEBA_FILES', 'DATASETS', 'data_root', 'DatasetNotFoundError',
            'require_files', 'explain_download_failure', 'Binarize', 'mnist_transform', 'cifar10_transform',
-           'celeba_transform', 'MNIST', 'CIFAR10', 'CelebA', 'Digits', 'split_dataset', 'get_dataset']
+           'celeba_transform', 'MNIST', 'CIFAR10', 'CelebA', 'Digits', 'split_dataset', 'ImageTensorDataset',
+           'image_tensors', 'get_dataset']
 
 # %% ../nbs/02_data.ipynb #fb415e94
 import contextlib, os, tempfile
@@ -14,6 +15,7 @@ import torch
 import torchvision
 from torchvision.transforms import v2
 from torchvision.datasets.utils import extract_archive
+import torch.nn.functional as F
 
 # %% ../nbs/02_data.ipynb #760576aa
 def data_root(root=None # a folder; None: $PYGENBRIX_DATA, else ~/.cache/pygenbrix
@@ -115,7 +117,7 @@ class MNIST(torchvision.datasets.MNIST):
         with explain_download_failure("MNIST", raw_folder, expected, downloading=bool(missing)):
             super().__init__(str(root), train=split == "train", transform=mnist_transform(binarize, pad_to_32),
                              download=download)
-        self.split, self.binarize = split, binarize
+        self.split, self.binarize, self.pad_to_32 = split, binarize, pad_to_32
 
 # %% ../nbs/02_data.ipynb #87116c47
 CIFAR10_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch", "batches.meta")
@@ -169,7 +171,7 @@ class Digits(torch.utils.data.Dataset):
         chosen = {"test": order[:num_test], "train": order[num_test:].sort().values,
                   "all": torch.arange(len(images))}[split]
         if split == "test": chosen = chosen.sort().values
-        self.data, self.targets, self.split = images[chosen], targets[chosen], split
+        self.data, self.targets, self.split, self.binarize = images[chosen], targets[chosen], split, binarize
         self.transform = Binarize(binarize) if binarize is not None else None
     def __len__(self): return len(self.data)
     def __getitem__(self, index):
@@ -190,6 +192,73 @@ def split_dataset(dataset, # any map-style dataset
     training, validation = torch.utils.data.random_split(dataset, [len(dataset) - num_validation, num_validation],
                                                          generator=torch.Generator().manual_seed(seed))
     return training, validation
+
+# %% ../nbs/02_data.ipynb #3a7170a4
+class ImageTensorDataset(torch.utils.data.Dataset):
+    "A dataset held as one tensor of images `[N, C, H, W]` and one of labels `[N]`, binarised per batch; `batch(indices)` is the vectorised path."
+    def __init__(self, images:torch.Tensor, # `uint8` levels 0..255, or floats in [0, 1]
+                 labels:torch.Tensor, # one per image
+                 binarize=None): # None, "dynamic" or "threshold", applied to every batch
+        if not isinstance(images, torch.Tensor) or images.dim() != 4 or not (images.dtype == torch.uint8 or images.is_floating_point()):
+            got = f"{images.dtype} tensor of shape {list(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
+            raise ValueError(f"images must be a uint8 or floating-point tensor [N, C, H, W]; got a {got}")
+        if not isinstance(labels, torch.Tensor) or labels.shape[:1] != images.shape[:1]:
+            got = list(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
+            raise ValueError(f"labels must be a tensor with one entry per image ({len(images)}); got {got}")
+        if binarize is not None and binarize not in Binarize.modes:
+            raise ValueError(f"binarize must be one of {Binarize.modes} or None; got {binarize!r}")
+        self.images, self.labels, self.binarize = images, labels, binarize
+
+    def __len__(self): return len(self.images)
+
+    def batch(self, indices, # a tensor of indices, on the dataset's device
+              generator:torch.Generator=None # for dynamic binarisation (default: the global one)
+             ) -> tuple:
+        "The images `[b, C, H, W]` (float, in [0, 1], binarised) and labels `[b]` at `indices`."
+        images = self.images[indices]
+        # times 1/255 rather than divided by 255: bit for bit what torchvision's ToDtype(scale=True) gives
+        images = images.float().mul_(1/255) if images.dtype == torch.uint8 else images.float()
+        if self.binarize == "dynamic": images = torch.bernoulli(images, generator=generator)
+        elif self.binarize == "threshold": images = (images > 0.5).float()
+        return images, self.labels[indices]
+
+    def __getitem__(self, index:int):
+        images, labels = self.batch(torch.tensor([index], device=self.images.device))
+        return images[0], int(labels[0])
+
+    def to(self, device) -> "ImageTensorDataset":
+        "The same dataset on `device`."
+        return ImageTensorDataset(self.images.to(device), self.labels.to(device), self.binarize)
+
+    @property
+    def device(self) -> torch.device: return self.images.device
+    @property
+    def nbytes(self) -> int:
+        "The memory the images and labels take."
+        return self.images.nbytes + self.labels.nbytes
+
+    def __repr__(self):
+        return (f"ImageTensorDataset({len(self)} images {list(self.images.shape[1:])} {self.images.dtype} on {self.device}, "
+                f"binarize={self.binarize!r}, {self.nbytes/2**20:.1f} MB)")
+
+# %% ../nbs/02_data.ipynb #71f5b4cb
+def image_tensors(dataset # an `MNIST`, `CIFAR10`, `Digits` or `ImageTensorDataset`, or a `Subset` of one
+                 ) -> ImageTensorDataset:
+    "`dataset` as an `ImageTensorDataset`, with the same images, labels and binarisation."
+    if isinstance(dataset, ImageTensorDataset): return dataset
+    if isinstance(dataset, torch.utils.data.Subset):
+        whole = image_tensors(dataset.dataset)
+        indices = torch.as_tensor(dataset.indices, dtype=torch.long)
+        return ImageTensorDataset(whole.images[indices], whole.labels[indices], whole.binarize)
+    if isinstance(dataset, MNIST):
+        images = dataset.data[:, None]
+        if dataset.pad_to_32: images = F.pad(images, (2, 2, 2, 2))
+        return ImageTensorDataset(images, torch.as_tensor(dataset.targets), dataset.binarize)
+    if isinstance(dataset, CIFAR10):
+        return ImageTensorDataset(torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous(), torch.as_tensor(dataset.targets))
+    if isinstance(dataset, Digits): return ImageTensorDataset(dataset.data, dataset.targets, dataset.binarize)
+    raise TypeError(f"image_tensors converts MNIST, CIFAR10, Digits and ImageTensorDataset datasets and Subsets of them; "
+                    f"got {type(dataset).__name__} (CelebA's 200,000 decoded images do not fit in memory as one tensor)")
 
 # %% ../nbs/02_data.ipynb #9964207a
 DATASETS = {"digits": Digits, "mnist": MNIST, "cifar10": CIFAR10, "celeba": CelebA}
