@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['SYNCING_OPERATIONS', 'log_prob_dict', 'shape_str', 'check_value_shape', 'check_event_batch', 'check_finite',
-           'check_support', 'check_temperature', 'check_integer', 'Distribution', 'should_validate', 'validation',
-           'device_syncs', 'sum_event', 'sample_from', 'Layer', 'split_channel_params', 'PyGenBrixModel',
+           'check_support', 'check_temperature', 'check_options', 'check_integer', 'Distribution', 'should_validate',
+           'validation', 'device_syncs', 'sum_event', 'sample_from', 'Layer', 'split_channel_params', 'PyGenBrixModel',
            'patch_method']
 
 # %% ../nbs/00_core.ipynb #768f250a
@@ -78,6 +78,17 @@ def check_temperature(temperature):
     if not (isinstance(temperature, (int, float)) and temperature > 0):
         raise ValueError(f"temperature must be a positive number; got {temperature!r}")
     return temperature
+
+# %% ../nbs/00_core.ipynb #653342df
+def check_options(options:dict, # the keyword options that were given
+                  accepted, # the names of the options the function takes
+                  function:str): # the function's name, for the message
+    "Raise a `ValueError` naming the accepted options if `options` holds any other."
+    unknown = [name for name in options if name not in accepted]
+    if unknown:
+        raise ValueError(f"{function} got the unknown option(s) {', '.join(map(repr, unknown))}; "
+                         f"it accepts {', '.join(accepted)}")
+    return options
 
 # %% ../nbs/00_core.ipynb #e5e54a8f
 def check_integer(value, name:str, minimum:int):
