@@ -196,7 +196,8 @@ class LightningTrainer(pl.LightningModule):
                  warmup_steps:int=0, # linear warmup steps of the "warmup" and "cosine" schedules
                  skip_threshold:float=None, # skip updates whose gradient norm exceeds this or is not finite
                  ema_decay:float=None, # keep an exponential moving average of the weights with this decay
-                 data_on_device:bool=False): # hold the data on the training device and draw batches there
+                 data_on_device:bool=False, # hold the data on the training device and draw batches there
+                 compile_model:bool=False): # score training and validation batches through `torch.compile`
         super().__init__()
         self.model, self.callback = model, callback
         self.objective = DistributionObjective() if objective is None else objective
@@ -211,9 +212,9 @@ class LightningTrainer(pl.LightningModule):
         if skip_threshold is not None and not (isinstance(skip_threshold, (int, float)) and skip_threshold > 0):
             raise ValueError(f"skip_threshold must be a positive number or None; got {skip_threshold!r}")
         if ema_decay is not None: ExponentialMovingAverage(ema_decay)  # checks the decay now, not when training starts
-        self.skip_threshold, self.ema_decay, self.data_on_device = skip_threshold, ema_decay, data_on_device
+        self.skip_threshold, self.ema_decay, self.data_on_device, self.compile_model = skip_threshold, ema_decay, data_on_device, compile_model
         self.skipped_updates = 0
-        self._shuffle, self._restored_rng_states, self._held = None, None, {}
+        self._shuffle, self._restored_rng_states, self._held, self._compiled = None, None, {}, None
 
     @property
     def trainable(self) -> nn.Module:
@@ -309,7 +310,8 @@ def _evaluation_weights(self):
 # %% ../nbs/04_train.ipynb #97ff331c
 @_method_of(LightningTrainer, "_scored")
 def _scored(self, batch, batch_idx, stage) -> dict:
-    result = self.objective(self.model, batch)
+    if self.compile_model and self._compiled is None: self._compiled = torch.compile(self.objective.__call__)
+    result = (self._compiled if self.compile_model else self.objective)(self.model, batch)
     if self.check_finite:
         for key, value in result.items():
             check_finite(value, f"log_prob key '{key}' at {stage} batch {batch_idx} of epoch {self.current_epoch}")
@@ -418,7 +420,7 @@ def _as_callbacks(callback, hook:str) -> list:
 
 # %% ../nbs/04_train.ipynb #64bbe6b1
 ENGINE_OPTIONS = ("learning_rate", "validation_fraction", "num_workers", "sample_grid", "use_scheduler", "optimizer", "betas",
-                  "weight_decay", "schedule", "warmup_steps", "skip_threshold", "ema_decay", "data_on_device", "check_finite",
+                  "weight_decay", "schedule", "warmup_steps", "skip_threshold", "ema_decay", "data_on_device", "compile_model", "check_finite",
                   "log_graph", "num_samples", "split_seed", "shuffle_seed")
 
 class ModelTrainer:
