@@ -6,7 +6,7 @@
 __all__ = ['CELEBA_SIZES', 'MNIST_FILES', 'CIFAR10_FILES', 'CELEBA_FILES', 'DATASETS', 'data_root', 'DatasetNotFoundError',
            'require_files', 'explain_download_failure', 'Binarize', 'mnist_transform', 'cifar10_transform',
            'celeba_transform', 'MNIST', 'CIFAR10', 'CelebA', 'Digits', 'split_dataset', 'ImageTensorDataset',
-           'image_tensors', 'get_dataset']
+           'image_tensors', 'freeze_binarization', 'get_dataset']
 
 # %% ../nbs/02_data.ipynb #fb415e94
 import contextlib, os, tempfile
@@ -259,6 +259,16 @@ def image_tensors(dataset # an `MNIST`, `CIFAR10`, `Digits` or `ImageTensorDatas
     if isinstance(dataset, Digits): return ImageTensorDataset(dataset.data, dataset.targets, dataset.binarize)
     raise TypeError(f"image_tensors converts MNIST, CIFAR10, Digits and ImageTensorDataset datasets and Subsets of them; "
                     f"got {type(dataset).__name__} (CelebA's 200,000 decoded images do not fit in memory as one tensor)")
+
+# %% ../nbs/02_data.ipynb #c5036e33
+def freeze_binarization(dataset, # a dataset `image_tensors` converts, or any other
+                        seed:int=0) -> torch.utils.data.Dataset:
+    "`dataset` with its random binarisation drawn once, from a generator seeded by `seed`; a dataset without one is returned as it is."
+    try: held = image_tensors(dataset)
+    except TypeError: return dataset  # CelebA: no binarisation, and too large to hold
+    if held.binarize != "dynamic": return dataset
+    images, labels = held.batch(torch.arange(len(held)), generator=torch.Generator().manual_seed(seed))
+    return torch.utils.data.TensorDataset(images, labels)
 
 # %% ../nbs/02_data.ipynb #9964207a
 DATASETS = {"digits": Digits, "mnist": MNIST, "cifar10": CIFAR10, "celeba": CelebA}
