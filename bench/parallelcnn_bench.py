@@ -15,7 +15,7 @@ from pygenbrix.data import MNIST
 from pygenbrix.layers.bernoulli import IndependentBernoulliLayer
 from pygenbrix.metrics import evaluate_nll
 from pygenbrix.models.parallelcnn import MultiStageParallelCNNLayer
-from pygenbrix.models.pixelcnn import PixelCNNBernoulliDistribution, PixelCNNLayer
+from pygenbrix.models.pixelcnn import BernoulliPixelCNN, PixelCNNLayer
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -44,7 +44,7 @@ def build_models(args):
         base_size = 28 >> args.upsampling_stages
         models["parallel, PixelCNN base"] = parallel(PixelCNNLayer([1, base_size, base_size], IndependentBernoulliLayer(), [4, base_size, base_size],
                                                                    **(dict(channels=32, layers=3) if args.small else dict(channels=64, layers=4))))
-    models["PixelCNN"] = PixelCNNBernoulliDistribution([1, 28, 28], **({"channels": 32, "layers": 4} if args.small else {}))
+    models["PixelCNN"] = BernoulliPixelCNN([1, 28, 28], **({"channels": 32, "layers": 4} if args.small else {}))
     return {name: model.to(args.device) for name, model in models.items()}
 
 def train(model, images, args):

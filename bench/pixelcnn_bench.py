@@ -4,13 +4,14 @@ Both models have the same architecture (7x7 mask A, `layers` residual 3x3 mask-B
 one Bernoulli logit per pixel), width, depth, batch size and training data (random binary 28x28 images).
 
 - training images/second: the reference's bare loop (Adam, no data loader) against pygenbrix's
-  `PixelCNNBernoulliDistribution` trained through `DistributionTrainer` (Lightning, a DataLoader over the same
+  `BernoulliPixelCNN` trained through `DistributionTrainer` (Lightning, a DataLoader over the same
   images), with distribution argument validation on and off. The rounds are interleaved and the median is
   reported, since the machine may be shared. Lightning's start-up is excluded: the clock runs from the end
   of the warm-up steps to the end of the last step.
 - sampling 16 images: pygenbrix's fast sampler (cached activations) against its naive sampler (a full network
-  pass per pixel) and the reference's naive sampler. The naive samplers generate the first `--naive-rows` rows
-  and their time is scaled to the whole image (the cost of a naive step does not depend on the pixel).
+  pass per pixel) and the reference's naive sampler. The naive samplers generate `--naive-rows` rows (pygenbrix's
+  the last rows, completing images whose earlier rows are given; the reference's the first) and their time is
+  scaled to the whole image (the cost of a naive step does not depend on the pixel).
 
 Usage:  python bench/pixelcnn_bench.py [--channels 64 --layers 7 --batch 32 --steps 20 --rounds 2 --threads 2]
 Prints one JSON line per measurement and a final JSON summary with the ratios.
@@ -22,7 +23,7 @@ import torch
 import pytorch_lightning as pl
 
 from pygenbrix.core import Distribution
-from pygenbrix.models.pixelcnn import PixelCNNBernoulliDistribution
+from pygenbrix.models.pixelcnn import BernoulliPixelCNN
 from pygenbrix.train import DistributionTrainer
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "bench" / "ref_pixelcnn.py"
@@ -65,7 +66,7 @@ def train_pygenbrix(images, args, validate):
     Distribution.set_default_validate_args(validate)
     try:
         torch.manual_seed(0)
-        model = PixelCNNBernoulliDistribution([1, 28, 28], channels=args.channels, layers=args.layers)
+        model = BernoulliPixelCNN([1, 28, 28], channels=args.channels, layers=args.layers)
         dataset = torch.utils.data.TensorDataset(images, torch.zeros(len(images), dtype=torch.long))
         clock = StepClock(args.warmup)
         started = time.perf_counter()
@@ -80,12 +81,13 @@ def train_pygenbrix(images, args, validate):
 
 def sample_times(ref, args):
     torch.manual_seed(0)
-    model = PixelCNNBernoulliDistribution([1, 28, 28], channels=args.channels, layers=args.layers).eval()
+    model = BernoulliPixelCNN([1, 28, 28], channels=args.channels, layers=args.layers).eval()
     with torch.inference_mode(): model.log_prob(torch.zeros(16, 1, 28, 28))  # warm-up
     torch.manual_seed(1)
     start = time.perf_counter(); samples = model.sample([16], method="fast"); fast = time.perf_counter() - start
-    # naive: the first rows only, as a completion in which every later row is given
-    known = torch.ones(1, 28, 28, dtype=torch.bool); known[:, :args.naive_rows] = False
+    # naive: the last rows only, as a completion in which every earlier row is given (a known prefix, so the completion
+    # is exact); a naive step costs one full network pass wherever the pixel is, so the time scales to all 28 rows
+    known = torch.ones(1, 28, 28, dtype=torch.bool); known[:, 28 - args.naive_rows:] = False
     start = time.perf_counter()
     torch.manual_seed(2); naive_rows = model.complete(samples, known, method="naive")
     naive = (time.perf_counter() - start) * 28 / args.naive_rows
