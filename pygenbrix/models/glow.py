@@ -507,9 +507,18 @@ def priors(self:GlowFlow, y, conditioning=None) -> list:
     self._check_images(y, "continuous images")
     return _encode(self, y, conditioning)[2]
 
+def _check_overflow(self:GlowFlow, h, index:int):
+    "Raise a `ValueError` if the inverse flow has overflowed (non-finite values) at level `index`."
+    finite = torch.isfinite(h).flatten(1).all(1)
+    if not bool(finite.all()):
+        raise ValueError(f"{type(self).__name__}: the inverse flow overflowed at level {index} in {int((~finite).sum())} of {len(h)} "
+                         "images (non-finite values). An affine coupling's inverse divides by its scale, which a briefly trained "
+                         "model can drive towards 0 away from its training data: sample at a lower temperature, train longer, "
+                         "or use coupling='additive'")
+
 def _decode(self:GlowFlow, top, maps, latents=None, temperature=1.0):
     "Continuous images from the top latent, taking each lower level's latent from `latents` or drawing it from its prior."
-    h = top
+    h, validate = top, should_validate()
     for index in reversed(range(self.num_levels)):
         level, conditioning_map = self.levels[index], maps[index]
         if level.split is not None:
@@ -517,6 +526,7 @@ def _decode(self:GlowFlow, top, maps, latents=None, temperature=1.0):
             h = level.split.inverse(h, latent)
         for step in reversed(level.steps): h = step.inverse(h, conditioning_map)
         h = level.squeeze.inverse(h)
+        if validate: _check_overflow(self, h, index)
     return h + 0.5
 
 @patch_method(GlowFlow)
