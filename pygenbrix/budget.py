@@ -26,7 +26,9 @@ def describe_device(device) -> str:
     "A device in words, e.g. `'cpu (2 threads)'` or `'cuda (NVIDIA H200)'`."
     device = torch.device(device)
     if device.type == "cuda": return f"cuda ({torch.cuda.get_device_name(device)})"
-    if device.type == "cpu": return f"cpu ({torch.get_num_threads()} threads)"
+    if device.type == "cpu":
+        threads = torch.get_num_threads()
+        return f"cpu ({threads} thread{'s' if threads != 1 else ''})"
     return str(device)
 
 def format_seconds(seconds:float) -> str:
