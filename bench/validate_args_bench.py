@@ -10,6 +10,7 @@ step read values back (counted with `pygenbrix.core.device_syncs`: each is one s
     python bench/validate_args_bench.py                       # CPU, torch's default threads
     python bench/validate_args_bench.py --threads 1 --rounds 5
     python bench/validate_args_bench.py --device cuda         # on a GPU, where the syncs cost most
+    python bench/validate_args_bench.py --only MNISTVAE --rounds 7
 
 Prints one JSON line per measurement and a final JSON summary.
 """
@@ -72,6 +73,7 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of checks on and off")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--only", default=None, help="time only the models whose name contains this text")
     args = parser.parse_args(argv)
     if args.threads: torch.set_num_threads(args.threads)
     generator = torch.Generator().manual_seed(0)
@@ -80,9 +82,10 @@ def main(argv=None):
     summary = {"device": args.device, "threads": torch.get_num_threads(), "torch": torch.__version__,
                "batch_size": args.batch_size, "steps": args.steps, "rounds": args.rounds, "models": {}}
     for name, build in models(args).items():
+        if args.only is not None and args.only not in name: continue
         timings = {True: [], False: []}
         for repeat in range(args.rounds):
-            for checks in (True, False):
+            for checks in ((True, False) if repeat % 2 == 0 else (False, True)):  # alternate which goes first
                 value = seconds_per_step(build, batches, checks, args)
                 timings[checks].append(value)
                 print(json.dumps({"model": name, "round": repeat, "checks": checks, "ms_per_step": round_(1000 * value)}), flush=True)
