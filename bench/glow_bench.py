@@ -17,10 +17,10 @@ test images with the same noise, in bits per dimension.
 Needs normflows, a benchmark-only dependency:  pip install normflows
 
 Usage:  python bench/glow_bench.py [--levels 3 --steps-per-level 8 --hidden-channels 128 --coupling affine
-                                    --batch-size 64 --train-steps 400 --chunk 20 --test-images 2000 --threads 2]
+                                    --batch-size 64 --train-steps 400 --chunk 20 --test-images 2000 --threads 1]
 Prints one JSON line per chunk, a JSON summary, and a table with the ratios (pygenbrix / normflows).
 """
-import argparse, json, math, statistics, sys, time
+import argparse, json, math, statistics, sys, time, warnings
 
 import torch
 
@@ -32,6 +32,9 @@ try:
     import normflows as nf
 except ImportError:
     nf = None
+
+# normflows' LU decomposition calls torch.lu, which recent PyTorch warns about on every model built
+warnings.filterwarnings("ignore", message=".*torch.lu is deprecated.*")
 
 
 def normflows_glow(event_shape, levels, steps, hidden_channels, coupling):
@@ -88,7 +91,9 @@ def main(argv=None):
     parser.add_argument("--train-steps", type=int, default=400, help="training steps of each model, the same batches for both")
     parser.add_argument("--chunk", type=int, default=20, help="steps per timed chunk; the two models alternate chunks")
     parser.add_argument("--test-images", type=int, default=2000)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="math threads (default 1: on a 2-core machine shared with other jobs, two threads per process "
+                             "oversubscribe the cores and run many times slower)")
     parser.add_argument("--no-validation", action="store_true", help="switch pygenbrix's value checks off (no device syncs)")
     parser.add_argument("--normflows-channels-last", action="store_true",
                         help="also train normflows' model with its convolutions in the channels-last layout, as pygenbrix's are")

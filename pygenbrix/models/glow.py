@@ -475,8 +475,8 @@ def quantise(self:GlowFlow, y) -> torch.Tensor:
     return (y * levels).floor().clamp(0, levels - 1) / (levels - 1)
 
 # %% ../../nbs/models/24_glow.ipynb #e57b3766
-def _encode(self:GlowFlow, y, conditioning):
-    "Latents (finest first), the log-determinant `[B]` and each level's prior distribution, for continuous images `y`."
+def _encode(self:GlowFlow, y, conditioning, with_priors:bool=True):
+    "Latents (finest first), the log-determinant `[B]` and each level's prior distribution (or None), for continuous images `y`."
     maps = self.conditioning_maps(conditioning, len(y))
     h, logdet, latents, priors = y - 0.5, y.new_zeros(len(y)), [], []
     for level, conditioning_map in zip(self.levels, maps):
@@ -486,10 +486,10 @@ def _encode(self:GlowFlow, y, conditioning):
             logdet = logdet + step_logdet
         if level.split is not None:
             h, latent = level.split(h)
-            priors.append(level.split.prior(h, conditioning_map))
+            priors.append(level.split.prior(h, conditioning_map) if with_priors else None)
         else:
             latent = h
-            priors.append(self.prior_layer(self._top_params(len(y), conditioning_map)))
+            priors.append(self.prior_layer(self._top_params(len(y), conditioning_map)) if with_priors else None)
         latents.append(latent)
     return latents, logdet, priors
 
@@ -498,7 +498,7 @@ def encode(self:GlowFlow, y, # continuous images `[B, C, H, W]`, e.g. `dequantis
            conditioning=None) -> tuple:
     "The latents (a list, one per level, finest first) and the log-determinant `[B]` of the flow at `y`; no noise is added."
     self._check_images(y, "continuous images")
-    latents, logdet, _ = _encode(self, y, conditioning)
+    latents, logdet, _ = _encode(self, y, conditioning, with_priors=False)
     return latents, logdet
 
 @patch_method(GlowFlow)

@@ -13,10 +13,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.distributions import Normal
-from ..core import check_event_batch, check_integer, check_temperature, log_prob_dict, patch_method, sample_from, shape_str
+from ..core import (check_event_batch, check_integer, check_options, check_temperature, log_prob_dict, patch_method,
+                            sample_from, shape_str)
 from ..layers.bernoulli import IndependentBernoulliLayer
 from ..layers.quantized import IndependentQuantizedLayer
 from ..layers.logistic_mixture import DiscretizedLogisticMixtureLayer
+from .pixelcnn import pixel_layer
 
 # %% ../../nbs/models/25_vdvae.ipynb #7cd9621a
 SPEC_GRAMMAR = "comma-separated entries RxN (or RxE:D), finest resolution first, e.g. '28x2,14x3,7x3,1x2'"
@@ -223,7 +225,10 @@ class VDVAE(nn.Module):
                 ) -> tuple:
         "The output distribution p(x | z) and the `Latent` of every block, z drawn top-down from the posterior or the prior."
         check_temperature(temperature)
-        if x is None: activations, batch_size, levels = None, check_integer(num_samples, "num_samples", 1), 0
+        if (x is None) == (num_samples is None): raise ValueError("top_down needs either images x (to encode) or num_samples (to generate), not both")
+        if x is None:
+            if levels: raise ValueError(f"levels={levels} draws latents from the posterior of images; give the images x")
+            activations, batch_size, levels = None, check_integer(num_samples, "num_samples", 1), 0
         else:
             self._check_images(x)
             activations, batch_size, levels = self.encoder(x), len(x), self._levels(levels)
@@ -309,25 +314,22 @@ def cifar10(cls, output_layer:nn.Module=None, # default VDVAE's own `Discretized
     return cls([3, 32, 32], layer, spec, width, latent_channels, bottleneck_multiple)
 
 # %% ../../nbs/models/25_vdvae.ipynb #b5918232
-VDVAE_OPTIONS = ("spec", "width", "latent_channels", "bottleneck_multiple", "output")
+VDVAE_OPTIONS = ("spec", "width", "latent_channels", "bottleneck_multiple", "output", "num_buckets", "num_mixtures")
 
 def default_model(event_shape, # the images, `[C, H, H]`
                   binary:bool, # True: binary pixels (Bernoulli); False: levels in [0, 1]
                   **options # any of `VDVAE_OPTIONS`
                  ) -> VDVAE:
-    "A VDVAE with sensible defaults for images of `event_shape`; `options` override the sizes and the output layer."
+    """A VDVAE for images of `event_shape`. `options` (all optional): `spec`, `width`, `latent_channels` and `bottleneck_multiple`, the
+    sizes (default: the `mnist` preset's for `[1, 28, 28]`, the `cifar10` preset's for `[3, 32, 32]`, else `VDVAE`'s); `output`, the
+    pixel layer: "bernoulli" (the default for binary images), "logistic_mixture" (the default for 32×32 colour images) or "quantized"
+    (the default for other grey or colour images); `num_mixtures` (10) of a logistic mixture; `num_buckets` (256) of a quantized layer."""
+    check_options(options, VDVAE_OPTIONS, "vdvae.default_model")
     event_shape = torch.Size(event_shape)
-    unknown = [name for name in options if name not in VDVAE_OPTIONS]
-    if unknown: raise ValueError(f"vdvae.default_model got the unknown option(s) {', '.join(map(repr, unknown))}; "
-                                 f"it accepts {', '.join(VDVAE_OPTIONS)}")
     if len(event_shape) != 3: raise ValueError(f"default_model needs an image event_shape [C, H, H]; got {shape_str(event_shape)}")
     colour32 = tuple(event_shape) == (3, 32, 32)
-    output = options.pop("output", "bernoulli" if binary else "logistic_mixture" if colour32 else "quantized")
-    layers = {"bernoulli": IndependentBernoulliLayer, "quantized": lambda: IndependentQuantizedLayer(num_buckets=256),
-              "logistic_mixture": lambda: DiscretizedLogisticMixtureLayer(num_mixtures=10)}
-    if output not in layers: raise ValueError(f"output must be one of {', '.join(layers)}; got {output!r}")
-    if output == "bernoulli" and not binary:
-        raise ValueError("output 'bernoulli' models binary pixels, and these images are not binary; use 'quantized' or 'logistic_mixture'")
-    if tuple(event_shape) == (1, 28, 28): return VDVAE.mnist(layers[output](), **options)
-    if colour32: return VDVAE.cifar10(layers[output](), **options)
-    return VDVAE(event_shape, layers[output](), **options)
+    layer = pixel_layer(options.pop("output", "bernoulli" if binary else "logistic_mixture" if colour32 else "quantized"), binary,
+                        options.pop("num_buckets", 256), options.pop("num_mixtures", 10))
+    if tuple(event_shape) == (1, 28, 28): return VDVAE.mnist(layer, **options)
+    if colour32: return VDVAE.cifar10(layer, **options)
+    return VDVAE(event_shape, layer, **options)
