@@ -77,7 +77,7 @@ TRAIN_DEFAULTS = dict(
     model=DEFAULT_MODEL, model_options={}, dataset="digits", binarize=None, pad_to_32=False,
     epochs=10, batch_size=64, optimizer="adam", learning_rate=1e-3, weight_decay=0., schedule="constant", warmup_steps=0,
     gradient_clip_val=None, skip_threshold=None, ema_decay=None, importance_samples=None, seed=0,
-    max_train_batches=None, max_eval_batches=None, num_samples=64, precision=None, data_on_device=False,
+    max_train_batches=None, max_eval_batches=None, num_samples=64, precision=None, data_on_device=False, compile_model=False,
     accelerator="auto", devices=1, strategy="auto", num_workers=0, output_dir=None, data_root=None, download=False, progress_bar=True)
 MACHINE_SETTINGS = ("accelerator", "devices", "strategy", "num_workers", "output_dir", "data_root", "download", "progress_bar")
 PRESET_KEYS = ("description",) + tuple(key for key in TRAIN_DEFAULTS if key not in MACHINE_SETTINGS)
@@ -176,6 +176,7 @@ def _train_parser(commands):
     machine.add_argument("--strategy", help="Lightning's strategy, e.g. ddp (default auto)")
     machine.add_argument("--precision", help="Lightning's precision, e.g. bf16-mixed (default 32)")
     machine.add_argument("--data-on-device", action=argparse.BooleanOptionalAction, help="hold the dataset on the GPU and draw batches there (MNIST, CIFAR-10, digits)")
+    machine.add_argument("--compile-model", action=argparse.BooleanOptionalAction, help="score batches through torch.compile (compiles at start-up; see bench/README.md)")
     machine.add_argument("--data-root", type=Path, help="the folder of dataset files (default $PYGENBRIX_DATA, else ~/.cache/pygenbrix)")
     machine.add_argument("--download", action="store_true", default=None, help="download missing dataset files")
     machine.add_argument("--num-workers", type=int, help="data-loading processes (default 0)")
@@ -339,7 +340,7 @@ def run_train(callbacks=(), # further Lightning callbacks (from Python)
     if s["resume"] is None: (output_dir/"run.json").write_text(json.dumps(record, indent=2) + "\n")
 
     engine_options = {key: s[key] for key in ("optimizer", "learning_rate", "weight_decay", "schedule", "warmup_steps",
-                                                "skip_threshold", "ema_decay", "data_on_device", "num_workers")}
+                                                "skip_threshold", "ema_decay", "data_on_device", "compile_model", "num_workers")}
     run = DistributionTrainer(
         model, train_set, batch_size=s["batch_size"], max_epochs=s["epochs"], log_dir=output_dir, seed=s["seed"],
         logger=TensorBoardLogger(output_dir, name="logs"), gradient_clip_val=s["gradient_clip_val"],
