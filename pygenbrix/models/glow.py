@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['COUPLINGS', 'check_bijection', 'assert_bijection', 'check_flow_input', 'ActNorm', 'InvertibleConv1x1',
-           'coupling_network', 'Coupling', 'AffineCoupling', 'AdditiveCoupling', 'Squeeze', 'GlowNormalLayer',
-           'standard_normal_params', 'Split', 'FlowStep', 'GlowLevel', 'glow_latent_shapes', 'GlowFlow',
-           'GlowDistribution', 'Glow', 'GlowLayer', 'EncodeAsBijection', 'default_model']
+           'coupling_network', 'Coupling', 'AffineCoupling', 'AdditiveCoupling', 'Squeeze', 'standard_normal_params',
+           'Split', 'FlowStep', 'GlowLevel', 'glow_latent_shapes', 'GlowFlow', 'GlowDistribution', 'Glow', 'GlowLayer',
+           'EncodeAsBijection', 'default_model']
 
 # %% ../../nbs/models/24_glow.ipynb #b2a0dc04
 import inspect, math
@@ -14,9 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from ..core import (Distribution, Layer, check_event_batch, check_finite, check_integer, check_support,
-                            check_temperature, log_prob_dict, patch_method, sample_from, shape_str, should_validate,
-                            split_channel_params)
-from ..layers.normal import IndependentNormal, IndependentNormalLayer
+                            check_temperature, log_prob_dict, patch_method, sample_from, shape_str, should_validate)
+from ..layers.normal import IndependentNormalLayer
 
 # %% ../../nbs/models/24_glow.ipynb #956fd3d3
 def check_bijection(bijection:nn.Module, # `forward(x, conditioning) -> (y, logdet)` and `inverse(y, conditioning) -> x`
@@ -244,27 +243,12 @@ class Squeeze(nn.Module):
         return F.pixel_shuffle(y, 2)
 
 # %% ../../nbs/models/24_glow.ipynb #ef6e9dc1
-class GlowNormalLayer(IndependentNormalLayer):
-    "An `IndependentNormalLayer` with Glow's scales: params `[B, 2C, ...]` (locations, then raw scales) give `scale = exp(log_scale_factor * raw)`."
-    def __init__(self, log_scale_factor:float=3.0): # the log standard deviation moves this many times as fast as its parameter
-        super().__init__()
-        if not (isinstance(log_scale_factor, (int, float)) and log_scale_factor > 0):
-            raise ValueError(f"log_scale_factor must be a positive number; got {log_scale_factor!r}")
-        self.log_scale_factor = log_scale_factor
-
-    def forward(self, params) -> IndependentNormal:
-        loc, raw_scale = split_channel_params(params, 2, type(self).__name__)
-        return IndependentNormal(loc, (self.log_scale_factor * raw_scale).exp())
-
-    def extra_repr(self): return f"log_scale_factor={self.log_scale_factor}"
-
 def standard_normal_params(layer:IndependentNormalLayer, channels:int) -> torch.Tensor:
     "Params `[2*channels]` (locations, then raw scales) for which `layer` is the standard normal."
-    raw_scale = 0. if isinstance(layer, GlowNormalLayer) else math.log(math.expm1(1 - layer.min_scale))
-    return torch.cat([torch.zeros(channels), torch.full((channels,), raw_scale)])
+    return torch.cat([torch.zeros(channels), torch.full((channels,), math.log(math.expm1(1 - layer.min_scale)))])
 
 class Split(nn.Module):
-    "Half of the channels leave the flow as a latent, with the learned prior p(latent | kept half, conditioning), a `GlowNormalLayer`."
+    "Half of the channels leave the flow as a latent, with the learned prior p(latent | kept half, conditioning), an `IndependentNormalLayer`."
     def __init__(self, num_channels:int, # C of the input; C/2 are kept, C/2 leave
                  conditioning_channels:int=0): # channels of the conditioning map the prior also sees
         super().__init__()
@@ -273,7 +257,7 @@ class Split(nn.Module):
         self.num_channels = num_channels
         self.conditioning_channels = check_integer(conditioning_channels, "conditioning_channels", 0)
         half = num_channels // 2
-        self.prior_layer = GlowNormalLayer()
+        self.prior_layer = IndependentNormalLayer()
         self.prior_network = nn.Conv2d(half + conditioning_channels, self.prior_layer.params_size([half]), 3, padding=1)
         with torch.no_grad():
             self.prior_network.weight.zero_()
@@ -355,7 +339,7 @@ class GlowFlow(nn.Module):
                  hidden_channels:int=512, # width of the coupling networks
                  coupling:str="affine", # "affine" or "additive"
                  num_bits:int=8, # the images are on 2**num_bits levels k/(2**num_bits - 1); 1 for binary images
-                 prior_layer:Layer=None, # the top latent's prior, any layer; default `GlowNormalLayer()` with learned params
+                 prior_layer:Layer=None, # the top latent's prior, any layer; default `IndependentNormalLayer()` with learned params
                  quantization_levels:int=None, # the number of levels instead of `2**num_bits` (then num_bits=None), e.g. 17
                  conditioning_channels:int=0): # K of the conditioning `[B, K]` or `[B, K, H, W]`; 0 for none
         super().__init__()
@@ -381,7 +365,7 @@ class GlowFlow(nn.Module):
                                     split=index < num_levels - 1))
             channels = shape[0]
         self.levels = nn.ModuleList(levels)
-        self._build_top_prior(GlowNormalLayer() if prior_layer is None else prior_layer)
+        self._build_top_prior(IndependentNormalLayer() if prior_layer is None else prior_layer)
 
     @staticmethod
     def _levels(num_bits, quantization_levels) -> tuple:
@@ -639,7 +623,7 @@ class Glow(GlowFlow):
                  hidden_channels:int=512, # width of the coupling networks
                  coupling:str="affine", # "affine" or "additive"
                  num_bits:int=8, # the images are on 2**num_bits levels; 1 for binary images
-                 prior_layer:Layer=None, # the top latent's prior, any layer; default `GlowNormalLayer()` with learned params
+                 prior_layer:Layer=None, # the top latent's prior, any layer; default `IndependentNormalLayer()` with learned params
                  quantization_levels:int=None): # a number of levels that is not a power of 2 (then num_bits=None)
         super().__init__(event_shape, num_levels, steps_per_level, hidden_channels, coupling, num_bits, prior_layer, quantization_levels)
 
