@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .core import log_prob_dict, sample_from, shape_str
+from .core import check_integer, log_prob_dict, sample_from, shape_str
 
 # %% ../nbs/03_metrics.ipynb #340af97f
 def model_device(model) -> torch.device:
@@ -100,9 +100,7 @@ def evaluate_nll(model, # a generative model with `log_prob` (or a layer, with `
 class ImportanceWeightedObjective:
     "Score a batch `(x, ...)` by `model.importance_weighted_log_prob(x, num_samples)`: a bound on log p(x) that tightens as `num_samples` grows."
     def __init__(self, num_samples:int): # importance samples per image, k
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(f"num_samples must be a positive integer; got {num_samples!r}")
-        self.num_samples = num_samples
+        self.num_samples = check_integer(num_samples, "num_samples", 1)
     def __call__(self, model, batch) -> dict:
         if not hasattr(model, "importance_weighted_log_prob"):
             raise TypeError(f"{type(model).__name__} has no importance_weighted_log_prob: the importance-weighted bound is for "

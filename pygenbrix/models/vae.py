@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.distributions import Independent, Normal, kl_divergence
-from ..core import (Distribution, check_event_batch, check_options, check_temperature, log_prob_dict, patch_method,
+from ..core import (Distribution, check_event_batch, check_integer, check_options, check_temperature, log_prob_dict, patch_method,
                             sample_from, shape_str, should_validate)
 from ..layers.bernoulli import IndependentBernoulliLayer
 from ..layers.quantized import IndependentQuantizedLayer
@@ -171,8 +171,7 @@ def importance_weighted_log_prob(self:VAE, x, # images `[B, *event_shape]`
                                  batch_limit:int=2048 # at most this many images go through the decoder at once
                                 ) -> torch.Tensor:
     "The importance-weighted estimate of log p(x) with `num_samples` samples (Burda et al. 2016), shape `[B]`."
-    if not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(f"num_samples must be a positive integer; got {num_samples!r}")
+    check_integer(num_samples, "num_samples", 1)
     posterior, prior = self.encode(x, condition=condition), self.prior()
     batch_size = x.shape[0]
     chunk_size = max(1, batch_limit // batch_size)

@@ -16,7 +16,6 @@ from torch.distributions import Normal
 from ..core import (check_event_batch, check_integer, check_options, check_temperature, log_prob_dict, patch_method,
                             sample_from, shape_str)
 from ..layers.bernoulli import IndependentBernoulliLayer
-from ..layers.quantized import IndependentQuantizedLayer
 from ..layers.logistic_mixture import DiscretizedLogisticMixtureLayer
 from .pixelcnn import pixel_layer
 
@@ -280,8 +279,7 @@ def importance_weighted_log_prob(self:VDVAE, x, # images `[B, *event_shape]`
                                  batch_limit:int=2048 # at most this many images go through the decoder at once
                                 ) -> torch.Tensor:
     "The importance-weighted estimate of log p(x) with `num_samples` samples (Burda et al. 2016), shape `[B]`."
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(f"num_samples must be a positive integer; got {num_samples!r}")
+    check_integer(num_samples, "num_samples", 1)
     self._check_images(x)
     activations, batch_size = self.encoder(x), len(x)
     chunk_size, chunk_log_sums = max(1, batch_limit // batch_size), []
