@@ -250,15 +250,19 @@ def standard_normal_params(layer:IndependentNormalLayer, channels:int) -> torch.
 class Split(nn.Module):
     "Half of the channels leave the flow as a latent, with the learned prior p(latent | kept half, conditioning), an `IndependentNormalLayer`."
     def __init__(self, num_channels:int, # C of the input; C/2 are kept, C/2 leave
-                 conditioning_channels:int=0): # channels of the conditioning map the prior also sees
+                 conditioning_channels:int=0, # channels of the conditioning map the prior also sees
+                 kernel_size:int=1): # of the prior's convolution: 1 (the default) or an odd size, e.g. 3 as in Glow
         super().__init__()
         check_integer(num_channels, "num_channels", 2)
+        check_integer(kernel_size, "kernel_size", 1)
+        if kernel_size % 2 == 0: raise ValueError(f"Split's kernel_size must be odd, so that the prior is centred on each position; got {kernel_size}")
         if num_channels % 2: raise ValueError(f"Split needs an even number of channels; got {num_channels}")
         self.num_channels = num_channels
         self.conditioning_channels = check_integer(conditioning_channels, "conditioning_channels", 0)
         half = num_channels // 2
         self.prior_layer = IndependentNormalLayer()
-        self.prior_network = nn.Conv2d(half + conditioning_channels, self.prior_layer.params_size([half]), 3, padding=1)
+        self.prior_network = nn.Conv2d(half + conditioning_channels, self.prior_layer.params_size([half]), kernel_size,
+                                       padding=kernel_size // 2)
         with torch.no_grad():
             self.prior_network.weight.zero_()
             self.prior_network.bias.copy_(standard_normal_params(self.prior_layer, half))
@@ -309,12 +313,13 @@ class FlowStep(nn.Module):
 # %% ../../nbs/models/24_glow.ipynb #1e71261b
 class GlowLevel(nn.Module):
     "One level of Glow: `Squeeze`, `steps` steps of flow, then a `Split` unless it is the top level."
-    def __init__(self, in_channels:int, steps:int, hidden_channels:int, coupling:str, conditioning_channels:int, split:bool):
+    def __init__(self, in_channels:int, steps:int, hidden_channels:int, coupling:str, conditioning_channels:int, split:bool,
+                 prior_kernel_size:int=1):
         super().__init__()
         channels = 4 * in_channels
         self.squeeze = Squeeze()
         self.steps = nn.ModuleList(FlowStep(channels, hidden_channels, coupling, conditioning_channels) for _ in range(steps))
-        self.split = Split(channels, conditioning_channels) if split else None
+        self.split = Split(channels, conditioning_channels, prior_kernel_size) if split else None
 
 def glow_latent_shapes(event_shape, # the images, `[C, H, W]`
                        num_levels:int) -> list:
@@ -341,7 +346,8 @@ class GlowFlow(nn.Module):
                  num_bits:int=8, # the images are on 2**num_bits levels k/(2**num_bits - 1); 1 for binary images
                  prior_layer:Layer=None, # the top latent's prior, any layer; default `IndependentNormalLayer()` with learned params
                  quantization_levels:int=None, # the number of levels instead of `2**num_bits` (then num_bits=None), e.g. 17
-                 conditioning_channels:int=0): # K of the conditioning `[B, K]` or `[B, K, H, W]`; 0 for none
+                 conditioning_channels:int=0, # K of the conditioning `[B, K]` or `[B, K, H, W]`; 0 for none
+                 prior_kernel_size:int=1): # of the split priors' convolutions of the kept half (Glow's is 3; see `Split`)
         super().__init__()
         name = type(self).__name__
         self.event_shape = torch.Size(event_shape)
@@ -362,6 +368,7 @@ class GlowFlow(nn.Module):
         levels, channels = [], self.event_shape[0]
         for index, shape in enumerate(self.latent_shapes):
             levels.append(GlowLevel(channels, steps_per_level, hidden_channels, coupling, conditioning_channels,
+                                    prior_kernel_size=prior_kernel_size,
                                     split=index < num_levels - 1))
             channels = shape[0]
         self.levels = nn.ModuleList(levels)
@@ -624,8 +631,10 @@ class Glow(GlowFlow):
                  coupling:str="affine", # "affine" or "additive"
                  num_bits:int=8, # the images are on 2**num_bits levels; 1 for binary images
                  prior_layer:Layer=None, # the top latent's prior, any layer; default `IndependentNormalLayer()` with learned params
-                 quantization_levels:int=None): # a number of levels that is not a power of 2 (then num_bits=None)
-        super().__init__(event_shape, num_levels, steps_per_level, hidden_channels, coupling, num_bits, prior_layer, quantization_levels)
+                 quantization_levels:int=None, # a number of levels that is not a power of 2 (then num_bits=None)
+                 prior_kernel_size:int=1): # of the split priors' convolutions of the kept half (Glow's is 3; see `Split`)
+        super().__init__(event_shape, num_levels, steps_per_level, hidden_channels, coupling, num_bits, prior_layer, quantization_levels,
+                         prior_kernel_size=prior_kernel_size)
 
 # %% ../../nbs/models/24_glow.ipynb #d0194199
 class GlowLayer(GlowFlow, Layer):
@@ -633,10 +642,10 @@ class GlowLayer(GlowFlow, Layer):
     def __init__(self, event_shape, # the images, `[C, H, W]`
                  conditioning_channels:int, # K: the params are `[B, K]` (a vector) or `[B, K, H, W]` (an image)
                  num_levels:int=3, steps_per_level:int=32, hidden_channels:int=512, coupling:str="affine", num_bits:int=8,
-                 prior_layer:Layer=None, quantization_levels:int=None): # as for `Glow`
+                 prior_layer:Layer=None, quantization_levels:int=None, prior_kernel_size:int=1): # as for `Glow`
         check_integer(conditioning_channels, "conditioning_channels", 1)
         super().__init__(event_shape, num_levels, steps_per_level, hidden_channels, coupling, num_bits, prior_layer,
-                         quantization_levels, conditioning_channels)
+                         quantization_levels, conditioning_channels, prior_kernel_size)
 
     def params_size(self, event_shape) -> int:
         "The conditioning channels K, for this layer's own `event_shape`."
