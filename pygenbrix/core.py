@@ -53,6 +53,7 @@ def check_event_batch(x, event_shape, expected="x must be a tensor"):
     return x
 
 # %% ../nbs/00_core.ipynb #28fa5b2d
+@torch.compiler.disable
 def check_finite(tensor, name="parameter"):
     "Raise a `ValueError` if `tensor` holds NaN or infinite values."
     if not isinstance(tensor, torch.Tensor):
@@ -63,6 +64,7 @@ def check_finite(tensor, name="parameter"):
                          f"in a tensor of shape {shape_str(tensor.shape)}")
     return tensor
 
+@torch.compiler.disable
 def check_support(inside, value, expected, name="value"):
     "Raise a `ValueError` naming the first element of `value` where the boolean mask `inside` is False."
     if not bool(inside.all()):
