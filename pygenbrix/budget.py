@@ -75,11 +75,11 @@ class Budget:
 
 # %% ../nbs/06_budget.ipynb #b40156fa
 def fast_precision(device) -> str:
-    "Lightning's `precision` for training fast on `device`: `'bf16-mixed'` where it has bf16 units (CUDA from compute capability 8.0, a CPU with AMX), else `'32-true'`."
+    "Lightning's `precision` for training fast on `device`, as measured: `'bf16-mixed'` on a CPU with AMX, else `'32-true'` (on CUDA with TF32, which the engine allows)."
     device = torch.device(device)
-    if device.type == "cuda": return "bf16-mixed" if torch.cuda.get_device_capability(device)[0] >= 8 else "32-true"
     if device.type == "cpu":
         # torch answers this only through torch.cpu's private query; a torch without it gets the always-correct 32 bits
         has_amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
         return "bf16-mixed" if has_amx else "32-true"
     return "32-true"
+
