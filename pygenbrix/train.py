@@ -338,6 +338,8 @@ def _on_before_optimizer_step(self, optimizer):
     norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(gradient.float()) for gradient in gradients]))
     update = norm <= self.skip_threshold  # NaN compares False
     for _, _, finite_loss in self._pending_metrics: update = update & finite_loss
+    # every process takes the same decision, or the replicas would part: a loss can be NaN in one process only
+    if self.trainer.world_size > 1: update = self.trainer.strategy.reduce(update.float(), reduce_op=torch.distributed.ReduceOp.MIN) > 0
     self.update_skipped = not bool(update)  # the step's one read back to the host
     if self.update_skipped:
         optimizer.zero_grad(set_to_none=True)  # parameters without gradients are left as they are, moments included
