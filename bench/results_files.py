@@ -62,12 +62,12 @@ def write_results(summary: dict, markdown: str, folder) -> Path:
     return path
 
 
-def read_results(folder=RESULTS, kind: str = None) -> list:
-    "The results files in `folder` (smoke runs left out), oldest first, each as `(path, summary)`."
+def read_results(folder=RESULTS, kind: str = None, smoke: bool = False) -> list:
+    "The results files of `kind` in `folder`, oldest first, each as `(path, summary)`: real runs, or with `smoke` the smoke runs only."
     files = []
     for path in sorted(Path(folder).glob("*.json")):
         summary = json.loads(path.read_text())
-        if summary.get("smoke") or (kind is not None and summary.get("kind") != kind): continue
+        if bool(summary.get("smoke")) != smoke or (kind is not None and summary.get("kind") != kind): continue
         files.append((path, summary))
     return sorted(files, key=lambda item: (item[1]["date"], item[0].name))
 
