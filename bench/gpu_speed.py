@@ -217,7 +217,8 @@ class Bench:
 
 
 def tflops(gflop_per_image, images_per_second):
-    return None if images_per_second is None else round(gflop_per_image * images_per_second / 1e3, 2 if gflop_per_image > 0.01 else 4)
+    "TFLOP/s achieved, to 3 significant digits."
+    return None if images_per_second is None else float(f"{gflop_per_image * images_per_second / 1e3:.3g}")
 
 
 def ratio(a, b): return None if a is None or b is None else round(a / b, 3)
@@ -290,6 +291,9 @@ def _number(value, digits=0):
     return f"{value:,.{digits}f}"
 
 
+def _significant(value): return "–" if value is None else f"{value:.3g}"
+
+
 def markdown(summary) -> str:
     "The table of a speed run."
     smoke = " (smoke mode: tiny models, a couple of steps; the numbers mean nothing)" if summary["smoke"] else ""
@@ -308,7 +312,7 @@ def markdown(summary) -> str:
         lines.append(f"| {row['preset']} | {row['parameters']:,} ({row['parameter_tensors']}) | {row['ops_per_step']:,} | {row['gflop_per_image']} | "
                      f"{row['batch_size']} | {_number(row['engine_batch'])} | {_number(row['bare_batch'])} | {_number(row['engine_over_bare_batch'], 2)} | "
                      f"{row['gpu_batch_size']} | {_number(row['engine_gpu_batch'])} | {_number(row['bare_gpu_batch'])} | {_number(row['engine_over_bare_gpu_batch'], 2)} | "
-                     f"{_number(row['tflops_engine_gpu_batch'], 2)} | {_number(row['engine_gpu_batch_bf16'])} | {_number(row['engine_bf16_over_32'], 2)} | "
+                     f"{_significant(row['tflops_engine_gpu_batch'])} | {_number(row['engine_gpu_batch_bf16'])} | {_number(row['engine_bf16_over_32'], 2)} | "
                      f"{_number(row['engine_gpu_batch_compiled'])} | {_number(row['engine_compiled_over_eager'], 2)} | {samples} |")
     lines += [""] + [f"- {note}" for note in summary["notes"]]
     return "\n".join(lines).rstrip() + "\n"
