@@ -107,6 +107,18 @@ class OperatorCount(TorchDispatchMode):
     def host_reads(self) -> int: return self.counts["aten._local_scalar_dense.default"]
 
 
+def _count_one_step(step: int):
+    "A Lightning callback that counts the aten operators of one whole loop iteration, the `step`-th (from its batch's start to the next's)."
+    import pytorch_lightning as pl
+    class CountOneStep(pl.Callback):
+        def __init__(self): self.calls, self.counter = 0, None
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            self.calls += 1
+            if self.calls == step: self.counter = OperatorCount().__enter__()
+            elif self.calls == step + 1: self.counter.__exit__(None, None, None)
+    return CountOneStep()
+
+
 class Bench:
     "One run: its settings, and the images of each shape it trains on."
     def __init__(self, args):
@@ -183,6 +195,18 @@ class Bench:
                     times.append(box.end - box.start)
                 seconds[method or "sample"] = round(statistics.median(times), 4)
         return seconds
+
+    def engine_counts(self, name, settings, batch_size: int = 2, preset_engine: bool = False) -> tuple:
+        """`(operators, host reads)` of one whole training step through `DistributionTrainer` (its third): with the bare loop's
+        work, or with `preset_engine` the preset's gradient clipping, skipped updates and weight averaging as well."""
+        model, data = self.model_of(name, settings), self.images(settings, [batch_size])
+        counter, step = _count_one_step(3), 3
+        engine = dict(optimizer=settings.get("optimizer", "adam"), learning_rate=settings.get("learning_rate", 1e-3), weight_decay=settings.get("weight_decay", 0.))
+        if preset_engine: engine.update(gradient_clip_val=settings.get("gradient_clip_val"), skip_threshold=settings.get("skip_threshold"), ema_decay=settings.get("ema_decay"))
+        DistributionTrainer(model, data, batch_size=batch_size, max_epochs=-1, max_steps=step + 1, validation_fraction=0., sample_grid=False,
+                            log_graph=False, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                            accelerator=self.device.type, devices=1, callbacks=[counter], seed=0, data_on_device=True, precision="32-true", **engine).train()
+        return counter.counter.total, counter.counter.host_reads
 
     def counts(self, name, settings, batch_size: int = 2) -> dict:
         "Parameters, parameter tensors, training FLOPs per image, and the aten operators of one training step (its second)."
@@ -320,13 +344,21 @@ def markdown(summary) -> str:
 
 def count_markdown(rows) -> str:
     "The operator and FLOP counts alone."
-    lines = ["| preset | parameters | parameter tensors | GFLOP/img (fwd+bwd) | forward ops | backward ops | optimizer ops: foreach (of which step-counter reads) / for-loop / fused | ops per step (foreach) | host reads, forward + backward |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["Operators are aten operators of one training step at batch 2 (the count does not depend on the batch). Bare step: forward, "
+             "backward and the optimizer's step, foreach (CUDA's default). Engine step: one whole iteration of `DistributionTrainer`'s loop "
+             "(data, forward, backward, optimizer, callbacks) with the for-loop optimizer (the CPU's default; the bare step with it has "
+             "forward + backward + for-loop operators); 'preset' adds the preset's gradient clipping, skipped updates and weight averaging. "
+             "Host reads: `aten._local_scalar_dense`, a value read back to the host (a synchronisation on a GPU, except the optimizer's "
+             "reads of its step counters, which are host tensors).", "",
+             "| preset | parameters | parameter tensors | GFLOP/img (fwd+bwd) | forward ops | backward ops | optimizer ops: foreach (of which step-counter reads) / for-loop / fused | bare step ops (foreach) | host reads, forward + backward | engine step ops (host reads) | added by the engine: ops (host reads) | with the preset's clipping, skipping, averaging: engine step ops (host reads) | added: ops (host reads) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         lines.append(f"| {row['preset']} | {row['parameters']:,} | {row['parameter_tensors']} | {row['gflop_per_image']} | {row['ops_forward']:,} | "
                      f"{row['ops_backward']:,} | {row['ops_optimizer_foreach']:,} ({row['optimizer_step_counter_reads_foreach']:,}) / {row['ops_optimizer_for_loop']:,} / "
                      f"{_number(row['ops_optimizer_fused'])} | "
-                     f"{row['ops_per_step']:,} | {row['host_reads_forward_backward']} |")
+                     f"{row['ops_per_step']:,} | {row['host_reads_forward_backward']} | "
+                     + " | ".join(f"{row[f'{kind}_ops_per_step']:,} ({row[f'{kind}_host_reads_per_step']:,}) | {row[f'{kind}_added_ops']:,} ({row[f'{kind}_added_host_reads']:,})"
+                                  for kind in ("engine", "engine_preset")) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -370,9 +402,18 @@ def main(argv=None):
             rows = []
             for name in presets:
                 settings, _ = preset_settings(name)
-                rows.append({"preset": name, **bench.counts(name, settings)})
-                print(json.dumps(rows[-1]), flush=True)
-            summary = {**record, "kind": "operators", "wall_seconds": round(bench.elapsed(), 1), "rows": rows, "notes": []}
+                row = {"preset": name, **bench.counts(name, settings)}
+                row["engine_ops_per_step"], row["engine_host_reads_per_step"] = bench.engine_counts(name, settings)
+                row["engine_preset_ops_per_step"], row["engine_preset_host_reads_per_step"] = bench.engine_counts(name, settings, preset_engine=True)
+                # what the engine adds to the bare step with the same (for-loop) optimizer
+                bare_ops = row["ops_forward"] + row["ops_backward"] + row["ops_optimizer_for_loop"]
+                bare_reads = row["host_reads_forward_backward"] + row["optimizer_step_counter_reads_for_loop"]
+                for kind in ("engine", "engine_preset"):
+                    row[f"{kind}_added_ops"] = row[f"{kind}_ops_per_step"] - bare_ops
+                    row[f"{kind}_added_host_reads"] = row[f"{kind}_host_reads_per_step"] - bare_reads
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+            summary = {**record, "kind": "operators", "time_boxed": False, "wall_seconds": round(bench.elapsed(), 1), "rows": rows, "notes": []}
             text = f"# Operators per training step\n\n{record['device']}, torch {record['torch']}; command `{command}`\n\n" + count_markdown(rows)
         else:
             rows = [run_preset(bench, name) for name in presets]
