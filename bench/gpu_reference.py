@@ -36,7 +36,7 @@ from results_files import read_results, run_record, short_commit, write_results
 from pygenbrix.budget import describe_device, format_seconds
 from pygenbrix.cli import model_factory
 from pygenbrix.data import MNIST, freeze_binarization
-from pygenbrix.metrics import ImportanceWeightedObjective, evaluate_nll
+from pygenbrix.metrics import DistributionObjective, ImportanceWeightedObjective, evaluate_nll
 from pygenbrix.train import DistributionTrainer
 
 # seconds of training per model in the full run; the rest of its 4 minutes goes to start-up, data and evaluation
@@ -53,6 +53,24 @@ SMOKE_OPTIONS = {
     "mnist-glow": {"num_levels": 2, "steps_per_level": 2, "hidden_channels": 16},
     "mnist-vdvae": {"width": 16, "spec": "28x1,14x1,7x1"},
 }
+
+
+class WithSquares:
+    "`objective`, with each example's squared log-probability as a key too: `evaluate_nll` averages it, which gives the standard error."
+    def __init__(self, objective): self.objective = objective
+    def __call__(self, model, batch):
+        result = dict(self.objective(model, batch))
+        result["log_prob_squared"] = result["log_prob"].double() ** 2
+        return result
+    def modelled(self, batch): return self.objective.modelled(batch)
+
+
+def scored_with_error(model, dataset, batch_size:int, objective=None) -> tuple:
+    "`(evaluate_nll's dict, the standard error of its mean nats)` in one pass over `dataset`."
+    scored = evaluate_nll(model, dataset, batch_size=batch_size, objective=WithSquares(objective or DistributionObjective()))
+    count, mean = len(dataset), scored["log_prob_squared"]
+    variance = max(0., mean - (scored["nats"]) ** 2) * count / max(1, count - 1)  # the mean log-prob is -nats
+    return scored, math.sqrt(variance / count)
 
 
 class StepClock(pl.Callback):
@@ -130,12 +148,12 @@ class Reference:
         seconds = time.time() - started
         model.to(self.device).eval()
         torch.manual_seed(0)
-        scored = evaluate_nll(model, test_set, batch_size=500)
+        scored, error = scored_with_error(model, test_set, batch_size=500)
         row = dict(preset=preset_name, model=preset["model"], parameters=sum(p.numel() for p in model.parameters()),
                    batch_size=batch_size, learning_rate=learning_rate, warmup_steps=engine["warmup_steps"], precision=self.args.precision,
                    compiled=compiled, train_seconds=round(seconds, 1), steps=clock.steps, epochs=round(clock.steps * batch_size / len(train_set), 2),
                    images_per_second=_round(clock.images_per_second(batch_size)), test_images=len(test_set),
-                   nats=round(scored["nats"], 2), bits_per_dim=round(scored["bits_per_dim"], 4),
+                   nats=round(scored["nats"], 2), nats_standard_error=round(error, 2), bits_per_dim=round(scored["bits_per_dim"], 4),
                    nats_is_upper_bound=bool(getattr(model, "log_prob_is_bound", False)), skipped_updates=run.engine.skipped_updates)
         return model, test_set, row
 
@@ -148,7 +166,7 @@ def _round(value, digits=1): return None if value is None else round(value, digi
 
 
 def importance_weighted(model, test_set, seconds_allowed, smoke, device):
-    "The importance-weighted bound of the whole test set with the most samples (at most 5000) that fit in `seconds_allowed`."
+    "`(k, nats, standard error, seconds)`: the importance-weighted bound of the whole test set with the most samples k (at most 5000) that fit in `seconds_allowed`."
     probe = torch.utils.data.Subset(test_set, range(min(50, len(test_set))))
     probe_k = 5 if smoke else 100
     probe_seconds = synchronized_seconds(lambda: evaluate_nll(model, probe, batch_size=50, objective=ImportanceWeightedObjective(probe_k)), device, 1)
@@ -157,8 +175,8 @@ def importance_weighted(model, test_set, seconds_allowed, smoke, device):
     k = max(1, int(10 ** math.floor(math.log10(k)) * math.floor(k / 10 ** math.floor(math.log10(k)))))  # 1, 2, ..., 10, 20, ...
     torch.manual_seed(0)
     started = time.time()
-    scored = evaluate_nll(model, test_set, batch_size=max(1, 20000 // k), objective=ImportanceWeightedObjective(k))
-    return k, round(scored["nats"], 2), round(time.time() - started, 1)
+    scored, error = scored_with_error(model, test_set, max(1, 20000 // k), ImportanceWeightedObjective(k))
+    return k, round(scored["nats"], 2), round(error, 2), round(time.time() - started, 1)
 
 
 def compile_pays(speed_results, device:str, smoke:bool) -> dict:
@@ -205,7 +223,7 @@ def main(argv=None):
         reference.log(row)
     if "mnist-vae" not in skip:
         vae, test_set, row = reference.train("mnist-vae")
-        row["importance_samples"], row["iw_nats"], row["iw_seconds"] = importance_weighted(vae, test_set, IW_SECONDS["mnist-vae"], args.smoke, reference.device)
+        row["importance_samples"], row["iw_nats"], row["iw_nats_standard_error"], row["iw_seconds"] = importance_weighted(vae, test_set, IW_SECONDS["mnist-vae"], args.smoke, reference.device)
         reference.log(row)
     if "mnist-parallelcnn" not in skip:
         parallel, test_set, row = reference.train("mnist-parallelcnn")
@@ -222,7 +240,7 @@ def main(argv=None):
         if name in skip: continue
         model, test_set, row = reference.train(name)
         if name in IW_SECONDS:
-            row["importance_samples"], row["iw_nats"], row["iw_seconds"] = importance_weighted(model, test_set, IW_SECONDS[name], args.smoke, reference.device)
+            row["importance_samples"], row["iw_nats"], row["iw_nats_standard_error"], row["iw_seconds"] = importance_weighted(model, test_set, IW_SECONDS[name], args.smoke, reference.device)
         reference.log(row)
 
     summary = {**record, "precision": args.precision, "wall_seconds": round(time.time() - reference.started, 1),
@@ -232,6 +250,9 @@ def main(argv=None):
     print(f"written: {write_results(summary, text, args.output_dir)}", flush=True)
 
 
+def error_of(row) -> str: return f" ± {row['nats_standard_error']}" if row.get("nats_standard_error") is not None else ""
+
+
 def markdown(summary) -> str:
     "The results as markdown tables."
     lines = [f"# pygenbrix GPU reference run{' (smoke mode: tiny models, meaningless numbers)' if summary['smoke'] else ''}", "",
@@ -239,19 +260,21 @@ def markdown(summary) -> str:
              f"precision {summary['precision']}, {format_seconds(summary['wall_seconds'])} of wall time in all. Command: `{summary['command']}`", "",
              "Time-boxed: each preset trained for a share of a few minutes, far short of its schedule (the epochs column), so every "
              "number is an upper bound on what the preset reaches, not a literature number.", "",
-             "| preset | parameters | batch (learning rate) | training | epochs | images/s | test NLL (nats) | bits/dim | note |", "|---|---|---|---|---|---|---|---|---|"]
+             "| preset | parameters | batch (learning rate) | training | epochs | images/s | test NLL (nats) ± standard error | bits/dim | note |", "|---|---|---|---|---|---|---|---|---|"]
     for row in summary["rows"]:
         if "fast_path_variant" in row: continue
         note = []
         if row.get("nats_is_upper_bound"): note.append("ELBO: an upper bound")
-        if row.get("iw_nats") is not None: note.append(f"importance-weighted bound {row['iw_nats']} nats (k={row['importance_samples']})")
+        if row.get("iw_nats") is not None:
+            error = f" ± {row['iw_nats_standard_error']}" if row.get("iw_nats_standard_error") is not None else ""
+            note.append(f"importance-weighted bound {row['iw_nats']}{error} nats (k={row['importance_samples']})")
         if row.get("speedup_over_cached_pixelcnn"):
             naive = f", {row['speedup_over_naive_pixelcnn']}× than the naive one" if row.get("speedup_over_naive_pixelcnn") else ""
             note.append(f"16 samples in {row['sample_16_seconds']} s: {row['speedup_over_cached_pixelcnn']}× faster than the cached PixelCNN sampler{naive}")
         if row.get("compiled"): note.append("compiled")
         batch = f"{row['batch_size']} ({row['learning_rate']})" if "learning_rate" in row else str(row.get("batch_size", ""))
         lines.append(f"| {row['preset']} | {row['parameters']:,} | {batch} | {format_seconds(row['train_seconds'])} | {row['epochs']} | "
-                     f"{row['images_per_second']} | {row['nats']} | {row['bits_per_dim']} | {'; '.join(note)} |")
+                     f"{row['images_per_second']} | {row['nats']}{error_of(row)} | {row['bits_per_dim']} | {'; '.join(note)} |")
     fast = [row for row in summary["rows"] if "fast_path_variant" in row]
     if fast:
         base = next((row for row in summary["rows"] if row["preset"] == "mnist-pixelcnn" and "fast_path_variant" not in row), None)
