@@ -128,6 +128,15 @@ class Bench:
 
     def elapsed(self) -> float: return time.perf_counter() - self.started
 
+    def failed(self, name: str, what: str, error: Exception):
+        """Record a measurement that failed (an out-of-memory batch, a compilation error) and go on with the rest: a GPU's
+        minutes are too few to lose the whole table to one cell. The smoke mode, which the tests run, raises instead."""
+        if self.args.smoke: raise error
+        message = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
+        self.notes.append(f"{name}: {what} failed ({type(error).__name__}: {message})")
+        print(json.dumps({"preset": name, "cell": what, "error": f"{type(error).__name__}: {message}"}), flush=True)
+        if self.device.type == "cuda": torch.cuda.empty_cache()
+
     def over_budget(self) -> bool: return self.args.budget_seconds is not None and self.elapsed() > self.args.budget_seconds
 
     def model_of(self, name: str, settings: dict):
@@ -255,7 +264,10 @@ def measure(bench, name, settings, gpu, cell, function, *arguments, **options):
         bench.notes.append(f"{name}: {cell} not measured (the run's budget of {bench.args.budget_seconds:.0f} s was spent)")
         return None
     started = time.perf_counter()
-    value = round(function(name, settings, *arguments, **options), 1)
+    try: value = round(function(name, settings, *arguments, **options), 1)
+    except Exception as error:
+        bench.failed(name, cell, error)
+        return None
     print(json.dumps({"preset": name, "cell": cell, "images_per_second": value, "seconds": round(time.perf_counter() - started, 1)}), flush=True)
     return value
 
@@ -279,8 +291,12 @@ def run_preset(bench, name) -> dict:
     row["bare_gpu_batch_bf16"] = measure(bench, name, settings, gpu, "bare, GPU batch, bf16 autocast", bench.bare_images_per_second,
                                          data, gpu_batch, gpu_rate, bf16=True)
     if not bench.over_budget():
-        row["sample_16_seconds"] = bench.sampling_seconds(name, settings)
-        print(json.dumps({"preset": name, "cell": "sample 16", "seconds": row["sample_16_seconds"]}), flush=True)
+        try:
+            row["sample_16_seconds"] = bench.sampling_seconds(name, settings)
+            print(json.dumps({"preset": name, "cell": "sample 16", "seconds": row["sample_16_seconds"]}), flush=True)
+        except Exception as error:
+            row["sample_16_seconds"] = None
+            bench.failed(name, "sampling", error)
     else:
         row["sample_16_seconds"] = None
         bench.notes.append(f"{name}: sampling not measured (the run's budget was spent)")
@@ -421,10 +437,13 @@ def main(argv=None):
             summary = {**record, "kind": "operators", "time_boxed": False, "wall_seconds": round(bench.elapsed(), 1), "rows": rows, "notes": []}
             text = f"# Operators per training step\n\n{record['device']}, torch {record['torch']}; command `{command}`\n\n" + count_markdown(rows)
         else:
-            rows = [run_preset(bench, name) for name in presets]
+            rows = []
+            for name in presets:
+                try: rows.append(run_preset(bench, name))
+                except Exception as error: bench.failed(name, "counting operators and FLOPs", error)
             if not args.smoke:
                 for row in rows:
-                    if row["preset"] in compiled: run_compiled(bench, row)
+                    if row["preset"] in compiled: run_compiled(bench, row)  # a failure is a note, as in every timed cell
             for name in presets:
                 if args.smoke: bench.notes.append(f"{name}: compiled engine not timed in smoke mode (compiling takes minutes on a CPU)")
                 elif name not in compiled: bench.notes.append(f"{name}: compiled engine not timed (add it with --compile)")

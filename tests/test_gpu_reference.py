@@ -89,3 +89,11 @@ def test_standard_error_of_the_test_nll():
     with torch.no_grad(): nats = -model.log_prob(images)["log_prob"].double()
     assert scored["nats"] == pytest.approx(nats.mean().item())
     assert error == pytest.approx((nats.std() / math.sqrt(37)).item(), rel=1e-6)
+
+
+def test_trains_uncompiled_when_no_speed_run_was_written(tmp_path):
+    import argparse
+    from gpu_reference import Reference
+    reference = Reference(argparse.Namespace(device="cpu", speed_results=tmp_path, smoke=False))
+    (note,) = reference.notes
+    assert reference.compile_pays == {} and note.startswith(f"every preset trained uncompiled: {tmp_path} holds no speed run on cpu")

@@ -78,3 +78,15 @@ def test_time_box_times_the_steps_after_warmup():
     unfinished.tick()
     with pytest.raises(RuntimeError, match="did not close"): unfinished.steps_per_second()
     with pytest.raises(ValueError, match="warmup must be at least 1"): TimeBox(torch.device("cpu"), 0, 1.0, 1)
+
+
+def test_a_failing_cell_is_a_note_except_in_smoke_mode():
+    import argparse
+    from gpu_speed import Bench, measure
+    def out_of_memory(name, settings): raise RuntimeError("CUDA out of memory.\nTried to allocate 2 GiB")
+    bench = Bench(argparse.Namespace(device="cpu", smoke=False, budget_seconds=None))
+    assert measure(bench, "mnist-glow", {}, {}, "engine, GPU batch, 32-bit", out_of_memory) is None
+    assert bench.notes == ["mnist-glow: engine, GPU batch, 32-bit failed (RuntimeError: CUDA out of memory.)"]
+    assert measure(bench, "mnist-glow", {}, {}, "a cell that works", lambda name, settings: 12.34) == 12.3
+    smoke = Bench(argparse.Namespace(device="cpu", smoke=True, budget_seconds=None))
+    with pytest.raises(RuntimeError, match="out of memory"): measure(smoke, "mnist-glow", {}, {}, "cell", out_of_memory)
