@@ -32,7 +32,7 @@ import pytorch_lightning as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from preset_settings import preset_settings
-from results_files import read_results, run_record, short_commit, write_results
+from results_files import read_results, run_record, short_commit, upper_bound_kind, write_results
 from pygenbrix.budget import describe_device, format_seconds
 from pygenbrix.cli import model_factory
 from pygenbrix.data import MNIST, freeze_binarization
@@ -281,7 +281,7 @@ def markdown(summary) -> str:
     for row in summary["rows"]:
         if "fast_path_variant" in row: continue
         note = []
-        if row.get("nats_is_upper_bound"): note.append("ELBO: an upper bound")
+        if row.get("nats_is_upper_bound"): note.append(f"an upper bound: {upper_bound_kind(row)}")
         if row.get("iw_nats") is not None:
             error = f" ± {row['iw_nats_standard_error']}" if row.get("iw_nats_standard_error") is not None else ""
             note.append(f"importance-weighted bound {row['iw_nats']}{error} nats (k={row['importance_samples']})")

@@ -72,6 +72,11 @@ def read_results(folder=RESULTS, kind: str = None, smoke: bool = False) -> list:
     return sorted(files, key=lambda item: (item[1]["date"], item[0].name))
 
 
+def upper_bound_kind(row: dict) -> str:
+    "What kind of upper bound a row's `nats` is (its `nats_is_upper_bound` is true): a VAE's ELBO or a flow's dequantised density."
+    return {"vae": "the ELBO", "vdvae": "the ELBO", "glow": "the dequantised density"}.get(row.get("model"), "a bound")
+
+
 def _nll(row: dict) -> tuple:
     "`(number, what it is)` of a reference row: the importance-weighted bound where there is one."
     if row.get("iw_nats") is not None:
@@ -79,7 +84,7 @@ def _nll(row: dict) -> tuple:
         kind = "importance-weighted bound"
     else:
         value, error = row["nats"], row.get("nats_standard_error")
-        kind = "ELBO, an upper bound" if row.get("nats_is_upper_bound") else "exact"
+        kind = f"an upper bound: {upper_bound_kind(row)}" if row.get("nats_is_upper_bound") else "exact"
     return (f"{value} ± {error}" if error is not None else f"{value}"), kind
 
 
