@@ -16,12 +16,14 @@ second of the DataLoader against `DeviceBatches`.
 Usage:  python bench/fast_path_bench.py [--device cpu|cuda] [--steps 30] [--warmup 5] [--threads 2] [--batch-size 64]
 MNIST is read from $PYGENBRIX_DATA (or --data-root). Prints one JSON line per measurement, then a markdown table.
 """
-import argparse, json, logging, time, warnings
+import argparse, json, logging, sys, time, warnings
+from pathlib import Path
 
 import torch
 import pytorch_lightning as pl
 
-from pygenbrix.cli import read_preset
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from preset_settings import preset_settings
 from pygenbrix.core import PyGenBrixModel
 from pygenbrix.data import MNIST, image_tensors
 from pygenbrix.layers.bernoulli import IndependentBernoulliLayer
@@ -103,7 +105,7 @@ def main():
     print(json.dumps({"measure": "data path, batches/s", **{k: round(v, 1) for k, v in rates.items()},
                       "ratio": round(rates["DeviceBatches"] / rates["DataLoader"], 1)}), flush=True)
 
-    pixelcnn_options = read_preset("mnist-pixelcnn")["model_options"]
+    pixelcnn_options = preset_settings("mnist-pixelcnn")[0]["model_options"]
     models = {"bernoulli": lambda: PyGenBrixModel(IndependentBernoulliLayer(), [1, 28, 28]),
               "pixelcnn": lambda: pixelcnn_model([1, 28, 28], True, **pixelcnn_options)}
     rows = []
