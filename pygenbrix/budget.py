@@ -84,10 +84,12 @@ class Budget:
 # %% ../nbs/06_budget.ipynb #751abe63
 def time_training_step(model:torch.nn.Module, # the model the step trains
                        loss, # a function of no arguments: the step's loss, a scalar tensor, computed with `model`
-                       repeats:int=3 # timed steps, after one untimed step that warms up (allocation, compilation)
+                       repeats:int=3, # timed steps, after one untimed step that warms up (allocation, compilation)
+                       precision:str="32-true" # the run's Lightning precision: `"bf16-mixed"` times the loss under bf16 autocast
                       ) -> float:
     "Seconds of one training step, `loss()` and its backward pass: the median of `repeats` timed steps. The model's state and gradients and the random generators are left as they were."
     if repeats < 1: raise ValueError(f"repeats must be a positive int; got {repeats!r}")
+    if precision not in ("32-true", "bf16-mixed"): raise ValueError(f"precision must be '32-true' or 'bf16-mixed'; got {precision!r}")
     state = {key: value.detach().clone() for key, value in model.state_dict().items()}
     gradients = [None if p.grad is None else p.grad.detach().clone() for p in model.parameters()]
     gpus = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
@@ -97,7 +99,9 @@ def time_training_step(model:torch.nn.Module, # the model the step trains
     with torch.random.fork_rng(devices=gpus):
         for step in range(repeats + 1):
             synchronize(); started = time.perf_counter()
-            loss().backward()
+            with torch.autocast(next(model.parameters()).device.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
+                value = loss()
+            value.backward()
             synchronize()
             if step: seconds.append(time.perf_counter() - started)
     model.load_state_dict(state)
