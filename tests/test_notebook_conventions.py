@@ -10,7 +10,10 @@ Fast: nothing here runs a notebook. Checked for each notebook in `nbs/`:
 - no cell that nbdev runs on its own to render the docs mixes imports with other code: such a cell fails `nbdev_docs`
   (it lacks the notebook's other cells) or makes every docs build run it (a training run);
 - `nbs/sidebar.yml` lists every notebook exactly once and nothing else;
-- README.md is what `python docs_tools/make_readme.py` writes from `nbs/index.ipynb`.
+- README.md is what `python docs_tools/make_readme.py` writes from `nbs/index.ipynb`;
+- stored outputs come from the code beside them: no outputs in export, import or test cells (`is_test_cell` says
+  what a test cell is), every budget line in an output names the book's budget, `docs`, and no output shows a path
+  of the machine that ran it (a home, work or temporary folder, or the Python installation).
 """
 import ast, json, re, sys
 from pathlib import Path
