@@ -10,7 +10,10 @@ Fast: nothing here runs a notebook. Checked for each notebook in `nbs/`:
 - no cell that nbdev runs on its own to render the docs mixes imports with other code: such a cell fails `nbdev_docs`
   (it lacks the notebook's other cells) or makes every docs build run it (a training run);
 - `nbs/sidebar.yml` lists every notebook exactly once and nothing else;
-- README.md is what `python docs_tools/make_readme.py` writes from `nbs/index.ipynb`.
+- README.md is what `python docs_tools/make_readme.py` writes from `nbs/index.ipynb`;
+- stored outputs come from the code beside them: no outputs in export, import or test cells (`is_test_cell` says
+  what a test cell is), every budget line in an output names the book's budget, `docs`, and no output shows a path
+  of the machine that ran it (a home, work or temporary folder, or the Python installation).
 """
 import ast, json, re, sys
 from pathlib import Path
@@ -182,3 +185,132 @@ def test_readme_is_generated_from_index():
     stale = [path for path, content in images.items()
              if not (config.config_path / path).exists() or (config.config_path / path).read_bytes() != content]
     assert not stale, f"README images are out of date: run `python docs_tools/make_readme.py` and commit {stale}"
+
+
+# ---- Stored outputs ----------------------------------------------------------------------------------------------
+# The book's pages are the notebooks with their stored outputs, so each output must be one that the code beside it
+# prints today, under the budget the book declares, and must not carry the paths of the machine that ran it.
+
+BOOK_BUDGET = "docs"  # every stored output comes from `PYGENBRIX_BUDGET=docs`; pygenbrix.budget (06_budget) says so too
+BUDGET_LINE = re.compile(r"\bbudget (ci|docs|full) on ")  # how `Budget.report()` and a `Budget`'s repr begin
+TEST_FUNCTIONS = {"test_eq", "test_ne", "test_close", "test_is", "test_fail", "test_eq_type", "test_shuffled",
+                  "test_stdout", "test_warns", "test_fig_exists", "test_sig", "test"}
+MACHINE_PATH = re.compile(r"""(?<![\w.~-])(?:/(?:root|home|Users|tmp|private|var/folders|work|content|mnt)/[^\s'"]*"""
+                          r"""|[^\s'"]*[/\\](?:site|dist)-packages[/\\][^\s'"]*|[A-Za-z]:\\Users\\[^\s'"]*)""")
+
+
+def code_cells(notebook: str) -> list:
+    "The code cells of `notebook` as (index, source, outputs) triples; the index counts every cell, as c0, c1, ... below."
+    nb = json.loads((NBS / notebook).read_text(encoding="utf-8"))
+    return [(i, "".join(c["source"]), c.get("outputs", [])) for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code"]
+
+
+def output_text(output) -> str:
+    "The text of a stored output: a stream, the plain-text form of a result or display, or a traceback."
+    if output.get("output_type") == "stream": return "".join(output.get("text", ""))
+    if output.get("output_type") == "error": return "\n".join(output.get("traceback", []))
+    text = output.get("data", {}).get("text/plain", "")
+    return "".join(text) if isinstance(text, list) else text
+
+
+def is_export_cell(source: str) -> bool: return re.search(r"^\s*#\|\s*exports?\b", source, re.MULTILINE) is not None
+
+
+def statements(source: str):
+    "The top-level statements of a cell, or None where it is not plain Python (a magic, a shell line)."
+    try: return ast.parse(source).body
+    except SyntaxError: return None
+
+
+def is_import_cell(source: str) -> bool:
+    "A cell that holds only `import` and `from ... import` statements (directives and comments aside)."
+    body = statements(source)
+    return bool(body) and all(isinstance(node, (ast.Import, ast.ImportFrom)) for node in body)
+
+
+def is_test_statement(node) -> bool:
+    "An `assert`, a call of a fastcore.test function, or a `for`/`with`/`if` whose body holds only such statements."
+    if isinstance(node, ast.Assert): return True
+    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+        function = node.value.func
+        name = function.id if isinstance(function, ast.Name) else function.attr if isinstance(function, ast.Attribute) else None
+        return name in TEST_FUNCTIONS
+    if isinstance(node, (ast.For, ast.With, ast.If)):
+        return all(is_test_statement(child) for child in node.body + getattr(node, "orelse", []))
+    return False
+
+
+def is_test_cell(source: str) -> bool:
+    """A cell of tests: its statements are tests (see `is_test_statement`), possibly after assignments, imports and
+    definitions that set them up, and it ends with a test. Nothing in it asks for output: a test passes silently."""
+    body = statements(source)
+    if not body or not is_test_statement(body[-1]): return False
+    setup = (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)
+    return all(is_test_statement(node) or isinstance(node, setup) for node in body)
+
+
+def silent_cells_with_outputs(notebook: str) -> list:
+    "Export, import and test cells of `notebook` that have stored outputs, as 'c<index> (<kind>)'."
+    found = []
+    for index, source, outputs in code_cells(notebook):
+        if not outputs: continue
+        kind = ("export" if is_export_cell(source) else "import" if is_import_cell(source)
+                else "test" if is_test_cell(source) else None)
+        if kind: found.append(f"c{index} ({kind} cell): {output_text(outputs[0])[:120]!r}")
+    return found
+
+
+def test_cell_kinds():
+    assert is_export_cell("#| export\ndef f(): pass") and is_export_cell("#| exports\nx = 1") and not is_export_cell("#| hide\nx = 1")
+    assert is_import_cell("#| hide\nimport torch\nfrom torch import nn  # why") and not is_import_cell("import torch\ntorch.ones(2)")
+    assert is_test_cell("test_eq(f(1), 2)\nassert g()") and is_test_cell("x = f(2)\nfor y in x: test_close(y, 0)")
+    assert not is_test_cell("test_eq(f(1), 2)\nf(3)") and not is_test_cell("x = f(2)") and not is_test_cell("print(f(2))\nassert True")
+    assert not is_test_cell("%timeit f()") and is_test_cell("fastcore.test.test_fail(lambda: f(-1), contains='negative')")
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_no_outputs_in_export_import_or_test_cells(notebook):
+    """Export cells (`#| export`, `#| exports`) define the library, import cells (only `import` statements) load it, and
+    test cells (only asserts and fastcore.test calls, after their setup: `is_test_cell`) pass silently: none of them has
+    an output to show. What they store is a leftover of older code or a warning of the machine that ran them."""
+    found = silent_cells_with_outputs(notebook)
+    assert not found, f"{notebook}: clear the stored outputs of these cells (or silence what prints them):\n" + "\n".join(found)
+
+
+def budget_lines(notebook: str) -> list:
+    "The budget lines in `notebook`'s stored outputs, as (cell index, budget, line) triples."
+    return [(index, match.group(1), line.strip()) for index, _, outputs in code_cells(notebook) for output in outputs
+            for line in output_text(output).splitlines() for match in [BUDGET_LINE.search(line)] if match]
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_outputs_come_from_the_books_budget(notebook):
+    """The book declares one budget for every stored output, `docs` (BOOK_BUDGET; see pygenbrix.budget): a notebook is
+    executed with `PYGENBRIX_BUDGET=docs` before its outputs are committed. A budget line of another budget in a stored
+    output ('budget ci on cpu ...', as `Budget.report()` prints it) shows outputs of a run the page does not describe."""
+    wrong = [f"c{index}: {line}" for index, budget, line in budget_lines(notebook) if budget != BOOK_BUDGET]
+    assert not wrong, (f"{notebook}: stored outputs must come from PYGENBRIX_BUDGET={BOOK_BUDGET}; these come from another "
+                       "budget:\n" + "\n".join(wrong))
+
+
+def machine_paths(notebook: str) -> list:
+    "Absolute paths of a particular machine in `notebook`'s stored outputs, as 'c<index>: <path>'."
+    return [f"c{index}: {match.group(0)[:120]}" for index, _, outputs in code_cells(notebook) for output in outputs
+            for match in MACHINE_PATH.finditer(output_text(output))]
+
+
+def test_machine_path_pattern():
+    for text in ["/root/data", "Path('/work/data')", "/home/ann/x.py:3: UserWarning", "/tmp/tmpab12/logs",
+                 "/opt/venv/lib/python3.11/site-packages/torch/nn.py", r"C:\Users\ann\x.py", "/content/pygenbrix/logs"]:
+        assert MACHINE_PATH.search(text), text
+    for text in ["budget docs on cpu", "logs/version_0", "nats/image", "CUDA_HOME='/usr/local'", "kl/14x14", "~/data"]:
+        assert not MACHINE_PATH.search(text), text
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_no_machine_paths_in_outputs(notebook):
+    """Stored outputs name no folder of the machine that ran them: home and work folders, temporary folders, Colab's
+    /content, or the Python installation (site-packages, dist-packages, as warnings print them). A system prefix that is
+    the same everywhere (`/usr/local`) is not such a path."""
+    found = machine_paths(notebook)
+    assert not found, f"{notebook}: stored outputs show paths of the machine that ran them:\n" + "\n".join(found)

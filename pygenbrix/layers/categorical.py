@@ -87,4 +87,4 @@ class CategoricalLayer(Layer):
     def extra_repr(self): return "" if self.num_classes is None else f"num_classes={self.num_classes}"
 
 # %% ../../nbs/layers/13_categorical.ipynb #87efd66a
-Categorical = CategoricalLayer  # PyGenBrix's name for this layer
+Categorical = CategoricalLayer  # pygen's name for this layer
