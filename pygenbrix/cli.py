@@ -13,7 +13,6 @@ __all__ = ['MODELS', 'CONDITIONAL_MODELS', 'DEFAULT_MODEL', 'SETTING_TYPES', 'TR
 # %% ../nbs/30_cli.ipynb #1b5b9ab1
 import argparse, importlib, importlib.resources, inspect, json, logging, math, shutil, sys, time, warnings
 from pathlib import Path
-import torch
 
 
 # %% ../nbs/30_cli.ipynb #90471224
@@ -111,12 +110,13 @@ def dataset_options(name:str, # a key of `pygenbrix.data.DATASETS`
 def _whole(minimum:int):
     "A check of an integer >= `minimum`, given as command-line text or as a YAML value."
     what = "a positive int" if minimum == 1 else "a non-negative int" if minimum == 0 else "an int"
-    def check(value):
-        if isinstance(value, str):
-            try: value = int(value)
-            except ValueError: raise argparse.ArgumentTypeError(f"expected {what}; got {value!r}") from None
+    def check(given):
+        value = given
+        if isinstance(given, str):
+            try: value = int(given)
+            except ValueError: value = None
         if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
-            raise argparse.ArgumentTypeError(f"expected {what}; got {value!r}")
+            raise argparse.ArgumentTypeError(f"expected {what}; got {given!r}")
         return value
     check.__name__ = what
     return check
@@ -124,13 +124,14 @@ def _whole(minimum:int):
 def _real(minimum:float, inclusive:bool=False):
     "A check of a number above `minimum` (or equal to it, `inclusive`), given as text or as a YAML value."
     what = "a non-negative float" if inclusive else "a positive float"
-    def check(value):
-        if isinstance(value, str):
-            try: value = float(value)
-            except ValueError: raise argparse.ArgumentTypeError(f"expected {what}; got {value!r}") from None
+    def check(given):
+        value = given
+        if isinstance(given, str):
+            try: value = float(given)
+            except ValueError: value = None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
            or not (value >= minimum if inclusive else value > minimum):
-            raise argparse.ArgumentTypeError(f"expected {what}; got {value!r}")
+            raise argparse.ArgumentTypeError(f"expected {what}; got {given!r}")
         return float(value)
     check.__name__ = what
     return check
@@ -423,6 +424,7 @@ def _num_classes(dataset, name:str) -> int:
 
 def _build_model(name:str, model_options:dict, dataset_name:str, train_set, binary:bool, num_classes:int=None):
     "The model for `train_set`'s images (given their labels, with `num_classes`), checked on a batch of two of them."
+    import torch
     from pygenbrix.core import shape_str
     from pygenbrix.metrics import LayerObjective
     event_shape = train_set[0][0].shape
@@ -459,11 +461,13 @@ def _check_hardware(**hardware):
 # %% ../nbs/30_cli.ipynb #9a9fa6ff
 def _first(dataset, count):
     "The first `count` examples of `dataset` (all of them for None)."
+    import torch
     if count is None or count >= len(dataset): return dataset
     return torch.utils.data.Subset(dataset, range(count))
 
-def _draw(model, num_samples:int, temperature:float=1.0, num_classes:int=None, label:int=None) -> torch.Tensor:
-    "`num_samples` images from `model`; from a class-conditional layer, of class `label`, or of every class in turn."
+def _draw(model, num_samples:int, temperature:float=1.0, num_classes:int=None, label:int=None):
+    "`num_samples` images `[N, C, H, W]` from `model`; from a class-conditional layer, of class `label`, or of every class in turn."
+    import torch
     model.eval()
     with torch.no_grad():
         if num_classes is None: return model.sample(torch.Size([num_samples]), temperature)
@@ -473,6 +477,7 @@ def _draw(model, num_samples:int, temperature:float=1.0, num_classes:int=None, l
 
 def _write_samples(model, path, num_samples:int, temperature:float=1.0, num_classes:int=None, label:int=None, min_width:int=256):
     "A PNG grid of `num_samples` samples from `model` at `temperature`; of a class-conditional model, one class a column unless `label` is given."
+    import torch
     from torchvision.utils import save_image
     from pygenbrix.train import image_grid
     images = _draw(model, num_samples, temperature, num_classes, label)
@@ -537,16 +542,15 @@ class _WithoutAdvert(logging.Filter):
 def run_train(callbacks=(), # further Lightning callbacks (from Python)
               **arguments) -> dict: # the settings: any key of `TRAIN_DEFAULTS`, or `preset`, `config`, `resume`, `overwrite`
     "Train as `pygenbrix train` does; write the run to its output folder and return its metrics."
+    s = train_settings(arguments)
+    output_dir = Path(s["output_dir"])
+    replaced = _check_output_dir(output_dir, s["resume"], s["overwrite"])
     # imported here, not at the top, so that `pygenbrix --help` and bad arguments answer at once
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import ModelCheckpoint
     from pytorch_lightning.loggers import TensorBoardLogger
     from pygenbrix.data import freeze_binarization
     from pygenbrix.train import DistributionTrainer, LayerTrainer
-
-    s = train_settings(arguments)
-    output_dir = Path(s["output_dir"])
-    replaced = _check_output_dir(output_dir, s["resume"], s["overwrite"])
     options = dataset_options(s["dataset"], s["binarize"], s["pad_to_32"], s["data_root"], s["download"])
     train_set, test_set = _dataset(s["dataset"], "train", options), _dataset(s["dataset"], "test", options)
     binary = options.get("binarize") is not None
@@ -580,6 +584,8 @@ def run_train(callbacks=(), # further Lightning callbacks (from Python)
                                                 "skip_threshold", "ema_decay", "data_on_device", "compile_model", "num_workers")}
     # one TensorBoard run per run folder, however often it is resumed, with the settings in logs/hparams.yaml
     logger = TensorBoardLogger(output_dir, name="", version="logs", default_hp_metric=False)
+    # Lightning writes hparams.yaml only where there is none: a resumed run's settings (its epochs, say) replace the old file
+    (output_dir/"logs"/"hparams.yaml").unlink(missing_ok=True)
     logger.log_hyperparams(recorded)
     clock = _training_clock()
     Trainer, conditioning = (DistributionTrainer, {}) if num_classes is None else (LayerTrainer, dict(reverse_inputs=True, num_classes=num_classes))
@@ -644,6 +650,7 @@ def _read_run(run) -> dict:
 
 def _read_checkpoint(path:Path) -> dict:
     "The Lightning checkpoint at `path`, loaded with `weights_only=True`; a file that is not one is a `UsageError` naming it."
+    import torch
     if not path.exists(): raise UsageError(f"{path} does not exist")
     try:
         with warnings.catch_warnings():  # torch warns of the pickle protocol of a file it is about to refuse
@@ -669,6 +676,7 @@ def checkpoint_identity(path, # a checkpoint written by `pygenbrix train`
 
 def _model_of_run(settings:dict):
     "The untrained model that `run.json`'s settings describe."
+    import torch
     num_classes = settings.get("num_classes")
     factory = model_factory(settings["model"], conditional=num_classes is not None)
     return factory(torch.Size(settings["event_shape"]), settings["binary"], **({"num_classes": num_classes} if num_classes is not None else {}),
@@ -694,7 +702,9 @@ def load_model(run, # a folder written by `pygenbrix train`, or a checkpoint fil
 
 
 # %% ../nbs/30_cli.ipynb #fdf468b0
-def _device(name:str) -> torch.device:
+def _device(name:str): # cpu, cuda, or auto
+    "The `torch.device` called `name`; auto is cuda where there is one."
+    import torch
     if name == "auto": return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try: device = torch.device(name)
     except RuntimeError as error: raise UsageError(f"--device must be cpu, cuda or auto; got {name!r}") from None
@@ -718,12 +728,12 @@ def _describe(identity:dict) -> str:
 def run_evaluate(run, split:str="test", importance_samples:int=None, batch_size:int=256, max_examples:int=None, output=None,
                  device:str="auto", seed:int=0, data_root=None) -> dict:
     "Score the model of `run` on `split`, as `pygenbrix evaluate` does; write the metrics to `output` and return them."
-    import pytorch_lightning as pl
-    from pygenbrix.data import freeze_binarization
     settings = _read_run(run)
     folder, checkpoint_path = _run_paths(run)
     output = Path(output) if output is not None else folder/evaluation_name(split, importance_samples, max_examples, seed)
     _check_output_file(output)
+    import pytorch_lightning as pl
+    from pygenbrix.data import freeze_binarization
     model, settings, identity = _load(run, map_location=_device(device))
     _check_importance_samples(model, importance_samples)
     if output.exists():
@@ -749,7 +759,6 @@ def run_evaluate(run, split:str="test", importance_samples:int=None, batch_size:
 
 def run_sample(run, num_samples:int=64, temperature:float=1.0, label:int=None, output=None, device:str="auto", seed:int=0, data_root=None) -> Path:
     "Write a grid of `num_samples` samples of the model of `run` at `temperature` (of class `label`), as `pygenbrix sample` does; return the PNG's path."
-    import pytorch_lightning as pl
     settings = _read_run(run)
     folder, _ = _run_paths(run)
     num_classes = settings.get("num_classes")
@@ -759,6 +768,7 @@ def run_sample(run, num_samples:int=64, temperature:float=1.0, label:int=None, o
         raise UsageError(f"--label {label}: the model of {run} knows the classes 0 to {num_classes - 1}")
     output = Path(output) if output is not None else folder/f"samples-temperature-{temperature:g}{'' if label is None else f'-label{label}'}.png"
     _check_output_file(output)
+    import pytorch_lightning as pl
     model = load_model(run, map_location=_device(device))
     pl.seed_everything(seed, verbose=False)
     try: _write_samples(model, output, num_samples, temperature, num_classes, label)
