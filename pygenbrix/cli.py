@@ -566,7 +566,7 @@ def run_train(callbacks=(), # further Lightning callbacks (from Python)
             raise UsageError(f"--resume {output_dir}: it holds no checkpoint model.ckpt (the run ended before its first epoch); start it again with --overwrite")
         epochs_done = _read_checkpoint(checkpoint)["epoch"] + 1  # the checkpoint is that of the last finished epoch
         if s["epochs"] <= epochs_done:
-            raise UsageError(f"--resume {output_dir}: the run has trained {epochs_done} epochs, and its epochs are {s['epochs']}; "
+            raise UsageError(f"--resume {output_dir}: the run has trained {epochs_done} epoch{'' if epochs_done == 1 else 's'}, and its epochs are {s['epochs']}; "
                              f"train it on with --epochs N, N > {epochs_done}")
 
     if replaced:
@@ -723,7 +723,8 @@ def _check_output_file(output:Path, option:str="--output"):
 
 def _describe(identity:dict) -> str:
     if not identity: return "a checkpoint it does not record"
-    return f"{identity.get('epochs_trained')} epochs, {identity.get('steps')} steps, sha256 {str(identity.get('sha256'))[:12]}"
+    epochs = identity.get("epochs_trained")
+    return f"{epochs} epoch{'' if epochs == 1 else 's'}, {identity.get('steps')} steps, sha256 {str(identity.get('sha256'))[:12]}"
 
 def run_evaluate(run, split:str="test", importance_samples:int=None, batch_size:int=256, max_examples:int=None, output=None,
                  device:str="auto", seed:int=0, data_root=None) -> dict:
