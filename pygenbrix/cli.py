@@ -568,6 +568,10 @@ def run_train(callbacks=(), # further Lightning callbacks (from Python)
         if s["epochs"] <= epochs_done:
             raise UsageError(f"--resume {output_dir}: the run has trained {epochs_done} epoch{'' if epochs_done == 1 else 's'}, and its epochs are {s['epochs']}; "
                              f"train it on with --epochs N, N > {epochs_done}")
+        planned = _read_run(output_dir)["arguments"]["epochs"]
+        if s["schedule"] == "cosine" and s["epochs"] != planned:
+            print(f"note: the cosine schedule was planned for {planned} epochs and now decays over {s['epochs']}: from step "
+                  f"{_read_checkpoint(checkpoint)['global_step']} on, the learning rate follows the longer curve", file=sys.stderr)
 
     if replaced:
         for path in replaced: shutil.rmtree(path) if path.is_dir() else path.unlink()
