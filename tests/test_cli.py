@@ -274,6 +274,11 @@ def test_version_usage_help_and_names(tmp_path):
         assert read_json(run/name)["output"] == str(run/name)
     assert read_json(run/"metrics-train-first50.json")["num_examples"] == 50 and read_json(run/"metrics-test.json")["num_examples"] == 359
 
+    # what --help promises of workers: each draws its own random numbers, so a run is repeated with the same seed and workers
+    for result in pygenbrix_all([["train", *BASELINE, "--epochs", "1", "--num-workers", "2", "--output-dir", folder] for folder in ("workers", "workers-again")],
+                                cwd=tmp_path, at_once=2): ok(result)
+    assert read_json(tmp_path/"workers"/"metrics.json")["test"] == read_json(tmp_path/"workers-again"/"metrics.json")["test"]
+
 
 # Presets name a GPU batch size and learning rate (settings resolution; no GPU needed)
 def test_gpu_settings_of_presets():
