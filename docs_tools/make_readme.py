@@ -8,7 +8,7 @@ markdown, in the layout quarto's `gfm` writer uses. Images in outputs go to `ind
     python docs_tools/make_readme.py          # write README.md (and its images)
     python docs_tools/make_readme.py --check  # exit 1 with a diff if README.md is not what index.ipynb gives
 """
-import argparse, base64, difflib, os, re, sys
+import argparse, base64, difflib, os, posixpath, re, sys
 from pathlib import Path
 
 import yaml
@@ -51,6 +51,24 @@ def _output_markdown(output, images: dict, image_name: str) -> str:
     return ""
 
 
+_link = re.compile(r"(\]\()([^)\s]+)(\))")
+
+
+def absolute_links(markdown: str, config) -> str:
+    """`markdown` with its relative links made absolute GitHub URLs of the notebooks' folder (`git_url/blob/branch/nbs/...`).
+
+    The index notebook's links are relative to `nbs/`, where the documentation site resolves them; README.md sits at the
+    repository root and is also the package's description on PyPI, where only absolute links work."""
+    folder = Path(os.path.relpath(config.nbs_path, config.config_path)).as_posix()
+    def absolute(match):
+        target = match.group(2)
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("#"): return match.group(0)
+        path, _, anchor = target.partition("#")
+        url = f"{config.git_url}/blob/{config.branch}/{posixpath.normpath(posixpath.join(folder, path))}"
+        return f"{match.group(1)}{url}{'#' + anchor if anchor else ''}{match.group(3)}"
+    return _link.sub(absolute, markdown)
+
+
 def render_readme(config=None) -> tuple:
     "README.md's text and its images `{relative path: bytes}`, from the processed readme notebook."
     config = config or get_config()
@@ -73,7 +91,7 @@ def render_readme(config=None) -> tuple:
             if front.get("description"): blocks.append(f"> {front['description']}")
             continue
         if cell.cell_type in ("markdown", "raw"):
-            if source.strip(): blocks.append(source.strip("\n"))
+            if source.strip(): blocks.append(absolute_links(source.strip("\n"), config))
             continue
         options = _directives(source)
         if options.get("include") == "false": continue
