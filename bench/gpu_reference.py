@@ -139,6 +139,7 @@ class Reference:
         engine = dict(optimizer=preset.get("optimizer", "adam"), learning_rate=learning_rate,
                       weight_decay=preset.get("weight_decay", 0.), skip_threshold=preset.get("skip_threshold"),
                       ema_decay=preset.get("ema_decay"), gradient_clip_val=preset.get("gradient_clip_val"),
+                      loss_per_dimension=preset.get("loss_per_dimension", False),
                       # a time-boxed run has no planned length for a cosine: warmup (over as many images as the preset's), then the rate
                       schedule="warmup" if preset.get("warmup_steps") else "constant",
                       warmup_steps=round(preset.get("warmup_steps", 0) * paper_batch / batch_size),

@@ -212,7 +212,8 @@ class Bench:
         model, data = self.model_of(name, settings), self.images(settings, [batch_size])
         counter, step = _count_one_step(3), 3
         engine = dict(optimizer=settings.get("optimizer", "adam"), learning_rate=settings.get("learning_rate", 1e-3), weight_decay=settings.get("weight_decay", 0.))
-        if preset_engine: engine.update(gradient_clip_val=settings.get("gradient_clip_val"), skip_threshold=settings.get("skip_threshold"), ema_decay=settings.get("ema_decay"))
+        if preset_engine: engine.update(gradient_clip_val=settings.get("gradient_clip_val"), skip_threshold=settings.get("skip_threshold"),
+                                          loss_per_dimension=settings.get("loss_per_dimension", False), ema_decay=settings.get("ema_decay"))
         DistributionTrainer(model, data, batch_size=batch_size, max_epochs=-1, max_steps=step + 1, validation_fraction=0., sample_grid=False,
                             log_graph=False, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                             accelerator=self.device.type, devices=1, callbacks=[counter], seed=0, data_on_device=True, precision="32-true", **engine).train()

@@ -191,7 +191,7 @@ SETTING_TYPES = dict(
     model=_name, model_options=_model_options, conditional=_flag, dataset=_name, binarize=_choice("dynamic", "threshold", "none"),
     pad_to_32=_flag, epochs=_whole(1), batch_size=_whole(1), optimizer=_choice("adam", "adamw", "adamax"), learning_rate=_real(0),
     weight_decay=_real(0, inclusive=True), schedule=_choice("constant", "robbins_monro", "warmup", "cosine"), warmup_steps=_whole(0),
-    gradient_clip_val=_real(0), skip_threshold=_real(0), ema_decay=_decay, importance_samples=_whole(1), seed=_whole(0),
+    gradient_clip_val=_real(0), skip_threshold=_real(0), loss_per_dimension=_flag, ema_decay=_decay, importance_samples=_whole(1), seed=_whole(0),
     max_train_batches=_whole(1), max_eval_batches=_whole(1), num_samples=_whole(1), precision=_precision, data_on_device=_flag,
     compile_model=_flag, description=_name, gpu_batch_size=_whole(1), gpu_learning_rate=_real(0))
 
@@ -200,7 +200,7 @@ SETTING_TYPES = dict(
 TRAIN_DEFAULTS = dict(
     model=DEFAULT_MODEL, model_options={}, conditional=False, dataset="digits", binarize=None, pad_to_32=False,
     epochs=10, batch_size=64, optimizer="adam", learning_rate=1e-3, weight_decay=0., schedule="constant", warmup_steps=0,
-    gradient_clip_val=None, skip_threshold=None, ema_decay=None, importance_samples=None, seed=0,
+    gradient_clip_val=None, skip_threshold=None, loss_per_dimension=False, ema_decay=None, importance_samples=None, seed=0,
     max_train_batches=None, max_eval_batches=None, num_samples=64, precision=None, data_on_device=False, compile_model=False,
     accelerator="auto", devices=1, strategy="auto", num_workers=0, output_dir=None, data_root=None, download=False, progress_bar=True)
 # a learning rate that fits the model better than `TRAIN_DEFAULTS`' 0.001: the baseline's logits move far from 0
@@ -294,6 +294,8 @@ def _train_parser(commands):
     how.add_argument("--warmup-steps", type=t["warmup_steps"], help="linear warmup steps of the warmup and cosine schedules")
     how.add_argument("--gradient-clip-val", type=t["gradient_clip_val"], help="clip the gradient norm to this")
     how.add_argument("--skip-threshold", type=t["skip_threshold"], help="skip updates whose gradient norm exceeds this or is not finite")
+    how.add_argument("--loss-per-dimension", action=argparse.BooleanOptionalAction, help=(
+        "minimise nats per dimension, as openai/vdvae does: --gradient-clip-val and --skip-threshold then apply to its gradient"))
     how.add_argument("--ema-decay", type=t["ema_decay"], help="evaluate and sample with a moving average of the weights with this decay")
     how.add_argument("--seed", type=t["seed"], help=(f"seeds the model, the data order and every random draw (default {d['seed']}); "
                      "a run is repeated exactly with the same seed and the same --num-workers"))
@@ -585,7 +587,8 @@ def run_train(callbacks=(), # further Lightning callbacks (from Python)
     (output_dir/"run.json").write_text(json.dumps(record, indent=2) + "\n")  # on --resume, with the epochs it trains on to
 
     engine_options = {key: s[key] for key in ("optimizer", "learning_rate", "weight_decay", "schedule", "warmup_steps",
-                                                "skip_threshold", "ema_decay", "data_on_device", "compile_model", "num_workers")}
+                                                "skip_threshold", "loss_per_dimension", "ema_decay", "data_on_device", "compile_model",
+                                                "num_workers")}
     # one TensorBoard run per run folder, however often it is resumed, with the settings in logs/hparams.yaml
     logger = TensorBoardLogger(output_dir, name="", version="logs", default_hp_metric=False)
     # Lightning writes hparams.yaml only where there is none: a resumed run's settings (its epochs, say) replace the old file
