@@ -121,7 +121,7 @@ def preset_table(folder=RESULTS, presets=PRESETS) -> str:
                     f"{row['epochs']} epochs in {_minutes(row['train_seconds'])}"
             measured[row["preset"]] = f"{value} nats ({kind}{k}); {summary['device']}, {boxed} ({path.name})"
     lines = ["| preset | command | batch (learning rate) | on a GPU | number | what it is |", "|---|---|---|---|---|---|"]
-    for path in sorted(Path(presets).glob("*.yaml")):
+    for path in sorted(Path(presets).glob("*.yaml"), key=lambda path: path.stem):
         settings = yaml.safe_load(path.read_text())
         gpu = f"{settings['gpu_batch_size']} ({settings['gpu_learning_rate']})" if "gpu_batch_size" in settings else ""
         lines.append(f"| `{path.stem}` | `pygenbrix train --preset {path.stem}` | {settings.get('batch_size', 64)} ({settings.get('learning_rate', 0.001)}) | "
