@@ -113,7 +113,6 @@ class InvertibleConv1x1(nn.Module):
         self.lower = nn.Parameter(torch.tril(lower, -1))   # only the strictly lower part is used
         self.upper = nn.Parameter(torch.triu(upper, 1))    # only the strictly upper part is used
         self.log_abs_diagonal = nn.Parameter(diagonal.abs().log())
-        self._cache = {}
 
     def factors(self) -> tuple:
         "The unit lower triangular L and the upper triangular U with the signed diagonal."
@@ -121,29 +120,16 @@ class InvertibleConv1x1(nn.Module):
         return (torch.tril(self.lower, -1) + eye,
                 torch.triu(self.upper, 1) + torch.diag(self.sign * self.log_abs_diagonal.exp()))
 
-    def _assemble_weight(self):
+    def weight(self) -> torch.Tensor:
+        "W `[C, C]`, assembled from its factors."
         lower, upper = self.factors()
         return self.permutation @ lower @ upper
 
-    def _assemble_inverse(self):
+    def inverse_weight(self) -> torch.Tensor:
+        "W⁻¹ `[C, C]`, from the triangular factors."
         lower, upper = (factor.double() for factor in self.factors())
         inverse = torch.linalg.solve_triangular(lower, self.permutation.double().T, upper=False, unitriangular=True)
         return torch.linalg.solve_triangular(upper, inverse, upper=True).to(self.lower.dtype)
-
-    def _cached(self, name:str, assemble):
-        parameters = (self.lower, self.upper, self.log_abs_diagonal)
-        if torch.is_grad_enabled() and any(p.requires_grad for p in parameters): return assemble()
-        key = tuple((p._version, p.data_ptr(), p.dtype, p.device) for p in parameters)
-        if name not in self._cache or self._cache[name][0] != key: self._cache[name] = (key, assemble())
-        return self._cache[name][1]
-
-    def weight(self) -> torch.Tensor:
-        "W `[C, C]`, assembled from its factors."
-        return self._cached("weight", self._assemble_weight)
-
-    def inverse_weight(self) -> torch.Tensor:
-        "W⁻¹ `[C, C]`, from the triangular factors."
-        return self._cached("inverse", self._assemble_inverse)
 
     def logdet(self, x): return (x.shape[2] * x.shape[3] * self.log_abs_diagonal.sum()).expand(x.shape[0])
 
