@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['COUPLINGS', 'check_bijection', 'assert_bijection', 'check_flow_input', 'ActNorm', 'InvertibleConv1x1',
-           'coupling_network', 'Coupling', 'AffineCoupling', 'AdditiveCoupling', 'Squeeze', 'standard_normal_params',
-           'Split', 'FlowStep', 'GlowLevel', 'glow_latent_shapes', 'GlowFlow', 'GlowDistribution', 'Glow', 'GlowLayer',
-           'EncodeAsBijection', 'default_model']
+           'HiddenActNorm', 'ScaledZeroConv2d', 'coupling_network', 'Coupling', 'AffineCoupling', 'AdditiveCoupling',
+           'Squeeze', 'standard_normal_params', 'Split', 'FlowStep', 'GlowLevel', 'glow_latent_shapes', 'GlowFlow',
+           'GlowDistribution', 'Glow', 'GlowLayer', 'EncodeAsBijection', 'default_model']
 
 # %% ../../nbs/models/24_glow.ipynb #b2a0dc04
 import inspect, math
@@ -144,13 +144,32 @@ class InvertibleConv1x1(nn.Module):
     def extra_repr(self): return f"{self.num_channels}"
 
 # %% ../../nbs/models/24_glow.ipynb #78c32906
-def coupling_network(in_channels:int, hidden_channels:int, out_channels:int) -> nn.Sequential:
+class HiddenActNorm(ActNorm):
+    "`ActNorm` on a network's hidden activations, as Glow's coupling networks use it: the output only (the network need not be invertible)."
+    def forward(self, x): return super().forward(x)[0]
+
+class ScaledZeroConv2d(nn.Conv2d):
+    "Glow's last convolution of a coupling network: zero-initialised, its output multiplied by a learned `exp(3 * log_scale)` per channel."
+    def __init__(self, in_channels:int, out_channels:int, log_scale_factor:float=3.): # Glow's `logscale_factor`
+        super().__init__(in_channels, out_channels, 3, padding=1)
+        nn.init.zeros_(self.weight); nn.init.zeros_(self.bias)
+        self.log_scale_factor = log_scale_factor
+        self.log_scale = nn.Parameter(torch.zeros(out_channels))
+    def forward(self, x): return super().forward(x) * (self.log_scale_factor * self.log_scale).exp()[:, None, None]
+
+def coupling_network(in_channels:int, hidden_channels:int, out_channels:int,
+                     actnorm:bool=False, # ActNorm after each hidden convolution (whose bias it replaces), as in Glow
+                     output_scale:bool=False # the last convolution's output scaled by a learned exp(3 log_scale), as in Glow
+                    ) -> nn.Sequential:
     "Glow's coupling network: 3x3 conv, ReLU, 1x1 conv, ReLU, and a zero-initialised 3x3 conv to `out_channels`."
-    last = nn.Conv2d(hidden_channels, out_channels, 3, padding=1)
-    nn.init.zeros_(last.weight); nn.init.zeros_(last.bias)
-    network = nn.Sequential(nn.Conv2d(in_channels, hidden_channels, 3, padding=1), nn.ReLU(inplace=True),
-                            nn.Conv2d(hidden_channels, hidden_channels, 1), nn.ReLU(inplace=True), last)
-    return network.to(memory_format=torch.channels_last)
+    if output_scale: last = ScaledZeroConv2d(hidden_channels, out_channels)
+    else:
+        last = nn.Conv2d(hidden_channels, out_channels, 3, padding=1)
+        nn.init.zeros_(last.weight); nn.init.zeros_(last.bias)
+    hidden = [nn.Conv2d(in_channels, hidden_channels, 3, padding=1, bias=not actnorm),
+              nn.Conv2d(hidden_channels, hidden_channels, 1, bias=not actnorm)]
+    layers = [layer for conv in hidden for layer in [conv, *([HiddenActNorm(hidden_channels)] if actnorm else []), nn.ReLU(inplace=True)]]
+    return nn.Sequential(*layers, last).to(memory_format=torch.channels_last)
 
 # %% ../../nbs/models/24_glow.ipynb #3e90baab
 class Coupling(nn.Module):
@@ -158,14 +177,16 @@ class Coupling(nn.Module):
     params_per_channel = 1
     def __init__(self, num_channels:int, # C of the input `[B, C, H, W]`; the first `C - C//2` channels are kept
                  hidden_channels:int=512, # width of the network
-                 conditioning_channels:int=0): # channels of the conditioning map stacked onto the kept half (0: none)
+                 conditioning_channels:int=0, # channels of the conditioning map stacked onto the kept half (0: none)
+                 network_actnorm:bool=False, # ActNorm in the network's hidden layers (see `coupling_network`)
+                 output_scale:bool=False): # the network's output scaled by a learned exp(3 log_scale) (see `coupling_network`)
         super().__init__()
         self.num_channels = check_integer(num_channels, "num_channels", 2)
         check_integer(hidden_channels, "hidden_channels", 1)
         self.conditioning_channels = check_integer(conditioning_channels, "conditioning_channels", 0)
         self.kept_channels = num_channels - num_channels // 2
         self.network = coupling_network(self.kept_channels + conditioning_channels, hidden_channels,
-                                        self.params_per_channel * (num_channels // 2))
+                                        self.params_per_channel * (num_channels // 2), network_actnorm, output_scale)
 
     def halves(self, x) -> tuple:
         "The kept half `[B, C - C//2, H, W]` and the changed half `[B, C//2, H, W]` of `x`."
@@ -275,12 +296,13 @@ class Split(nn.Module):
 class FlowStep(nn.Module):
     "One step of Glow: `ActNorm`, `InvertibleConv1x1`, then a coupling; the first two applied as one convolution."
     def __init__(self, num_channels:int, hidden_channels:int=512, coupling:str="affine", # "affine" or "additive"
-                 conditioning_channels:int=0):
+                 conditioning_channels:int=0,
+                 coupling_actnorm:bool=False, coupling_output_scale:bool=False): # as for `Glow`
         super().__init__()
         if coupling not in COUPLINGS: raise ValueError(f"coupling must be one of {', '.join(map(repr, COUPLINGS))}; got {coupling!r}")
         self.num_channels = num_channels
         self.actnorm, self.conv = ActNorm(num_channels), InvertibleConv1x1(num_channels)
-        self.coupling = COUPLINGS[coupling](num_channels, hidden_channels, conditioning_channels)
+        self.coupling = COUPLINGS[coupling](num_channels, hidden_channels, conditioning_channels, coupling_actnorm, coupling_output_scale)
 
     def forward(self, x, conditioning=None):
         check_flow_input(x, self.num_channels, type(self).__name__)
@@ -300,11 +322,12 @@ class FlowStep(nn.Module):
 class GlowLevel(nn.Module):
     "One level of Glow: `Squeeze`, `steps` steps of flow, then a `Split` unless it is the top level."
     def __init__(self, in_channels:int, steps:int, hidden_channels:int, coupling:str, conditioning_channels:int, split:bool,
-                 prior_kernel_size:int=1):
+                 prior_kernel_size:int=1, coupling_actnorm:bool=False, coupling_output_scale:bool=False):
         super().__init__()
         channels = 4 * in_channels
         self.squeeze = Squeeze()
-        self.steps = nn.ModuleList(FlowStep(channels, hidden_channels, coupling, conditioning_channels) for _ in range(steps))
+        self.steps = nn.ModuleList(FlowStep(channels, hidden_channels, coupling, conditioning_channels, coupling_actnorm, coupling_output_scale)
+                                   for _ in range(steps))
         self.split = Split(channels, conditioning_channels, prior_kernel_size) if split else None
 
 def glow_latent_shapes(event_shape, # the images, `[C, H, W]`
@@ -333,7 +356,9 @@ class GlowFlow(nn.Module):
                  prior_layer:Layer=None, # the top latent's prior, any layer; default `IndependentNormalLayer()` with learned params
                  quantization_levels:int=None, # the number of levels instead of `2**num_bits` (then num_bits=None), e.g. 17
                  conditioning_channels:int=0, # K of the conditioning `[B, K]` or `[B, K, H, W]`; 0 for none
-                 prior_kernel_size:int=1): # of the split priors' convolutions of the kept half (Glow's is 3; see `Split`)
+                 prior_kernel_size:int=1, # of the split priors' convolutions of the kept half (Glow's is 3; see `Split`)
+                 coupling_actnorm:bool=False, # ActNorm in the coupling networks' hidden layers, as in Glow
+                 coupling_output_scale:bool=False): # the coupling networks' output scaled by a learned exp(3 log_scale), as in Glow
         super().__init__()
         name = type(self).__name__
         self.event_shape = torch.Size(event_shape)
@@ -344,7 +369,7 @@ class GlowFlow(nn.Module):
         self.hidden_channels = check_integer(hidden_channels, "hidden_channels", 1)
         self.conditioning_channels = check_integer(conditioning_channels, "conditioning_channels", 0)
         if coupling not in COUPLINGS: raise ValueError(f"coupling must be one of {', '.join(map(repr, COUPLINGS))}; got {coupling!r}")
-        self.coupling = coupling
+        self.coupling, self.coupling_actnorm, self.coupling_output_scale = coupling, bool(coupling_actnorm), bool(coupling_output_scale)
         factor = 2 ** num_levels
         if self.event_shape[1] % factor or self.event_shape[2] % factor:
             raise ValueError(f"{name} with num_levels={num_levels} needs a height and width divisible by 2**{num_levels} = {factor}; "
@@ -354,7 +379,8 @@ class GlowFlow(nn.Module):
         levels, channels = [], self.event_shape[0]
         for index, shape in enumerate(self.latent_shapes):
             levels.append(GlowLevel(channels, steps_per_level, hidden_channels, coupling, conditioning_channels,
-                                    prior_kernel_size=prior_kernel_size,
+                                    prior_kernel_size=prior_kernel_size, coupling_actnorm=coupling_actnorm,
+                                    coupling_output_scale=coupling_output_scale,
                                     split=index < num_levels - 1))
             channels = shape[0]
         self.levels = nn.ModuleList(levels)
@@ -391,7 +417,8 @@ class GlowFlow(nn.Module):
     def extra_repr(self):
         return (f"event_shape={shape_str(self.event_shape)}, num_levels={self.num_levels}, steps_per_level={self.steps_per_level}, "
                 f"hidden_channels={self.hidden_channels}, coupling={self.coupling!r}, quantization_levels={self.quantization_levels}, "
-                f"conditioning_channels={self.conditioning_channels}")
+                f"conditioning_channels={self.conditioning_channels}, coupling_actnorm={self.coupling_actnorm}, "
+                f"coupling_output_scale={self.coupling_output_scale}")
 
 # %% ../../nbs/models/24_glow.ipynb #772abdef
 @patch_method(GlowFlow)
@@ -618,9 +645,11 @@ class Glow(GlowFlow):
                  num_bits:int=8, # the images are on 2**num_bits levels; 1 for binary images
                  prior_layer:Layer=None, # the top latent's prior, any layer; default `IndependentNormalLayer()` with learned params
                  quantization_levels:int=None, # a number of levels that is not a power of 2 (then num_bits=None)
-                 prior_kernel_size:int=1): # of the split priors' convolutions of the kept half (Glow's is 3; see `Split`)
+                 prior_kernel_size:int=1, # of the split priors' convolutions of the kept half (Glow's is 3; see `Split`)
+                 coupling_actnorm:bool=False, # ActNorm in the coupling networks' hidden layers, as in Glow
+                 coupling_output_scale:bool=False): # the coupling networks' output scaled by a learned exp(3 log_scale), as in Glow
         super().__init__(event_shape, num_levels, steps_per_level, hidden_channels, coupling, num_bits, prior_layer, quantization_levels,
-                         prior_kernel_size=prior_kernel_size)
+                         prior_kernel_size=prior_kernel_size, coupling_actnorm=coupling_actnorm, coupling_output_scale=coupling_output_scale)
 
 # %% ../../nbs/models/24_glow.ipynb #d0194199
 class GlowLayer(GlowFlow, Layer):
@@ -628,10 +657,11 @@ class GlowLayer(GlowFlow, Layer):
     def __init__(self, event_shape, # the images, `[C, H, W]`
                  conditioning_channels:int, # K: the params are `[B, K]` (a vector) or `[B, K, H, W]` (an image)
                  num_levels:int=3, steps_per_level:int=32, hidden_channels:int=512, coupling:str="affine", num_bits:int=8,
-                 prior_layer:Layer=None, quantization_levels:int=None, prior_kernel_size:int=1): # as for `Glow`
+                 prior_layer:Layer=None, quantization_levels:int=None, prior_kernel_size:int=1,
+                 coupling_actnorm:bool=False, coupling_output_scale:bool=False): # as for `Glow`
         check_integer(conditioning_channels, "conditioning_channels", 1)
         super().__init__(event_shape, num_levels, steps_per_level, hidden_channels, coupling, num_bits, prior_layer,
-                         quantization_levels, conditioning_channels, prior_kernel_size)
+                         quantization_levels, conditioning_channels, prior_kernel_size, coupling_actnorm, coupling_output_scale)
 
     def params_size(self, event_shape) -> int:
         "The conditioning channels K, for this layer's own `event_shape`."
