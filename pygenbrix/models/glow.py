@@ -13,7 +13,7 @@ import inspect, math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from ..core import (Distribution, Layer, check_event_batch, check_finite, check_integer, check_support,
+from ..core import (Distribution, Layer, check_event_batch, check_finite, check_images, check_integer, check_support,
                             check_temperature, log_prob_dict, patch_method, sample_from, shape_str, should_validate)
 from ..layers.normal import IndependentNormalLayer
 
@@ -82,7 +82,7 @@ class ActNorm(nn.Module):
 
     def initialise_once(self, x):
         "`initialise(x)` unless this ActNorm is initialised already (a loaded checkpoint, an earlier batch)."
-        if not self._known_initialised:
+        if not self._known_initialised and len(x):  # an empty batch has no statistics: wait for the next one
             if not bool(self.initialised): self.initialise(x)
             self._known_initialised = True
 
@@ -241,12 +241,14 @@ class Squeeze(nn.Module):
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[2] % 2 or x.shape[3] % 2:
             got = shape_str(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"Squeeze expects a tensor [B, C, H, W] with an even height and width; got {got}")
+        if not len(x): return x.new_zeros(0, 4 * x.shape[1], x.shape[2] // 2, x.shape[3] // 2), x.new_zeros(0)  # pixel_unshuffle's shape is wrong for 0 images
         return F.pixel_unshuffle(x, 2), x.new_zeros(x.shape[0])
 
     def inverse(self, y, conditioning=None):
         if not isinstance(y, torch.Tensor) or y.dim() != 4 or y.shape[1] % 4:
             got = shape_str(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
             raise ValueError(f"Squeeze.inverse expects a tensor [B, 4*C, H, W]; got {got}")
+        if not len(y): return y.new_zeros(0, y.shape[1] // 4, 2 * y.shape[2], 2 * y.shape[3])
         return F.pixel_shuffle(y, 2)
 
 # %% ../../nbs/models/24_glow.ipynb #ef6e9dc1
@@ -440,6 +442,7 @@ def check_conditioning(self:GlowFlow, conditioning, batch_size:int):
     batch = len(conditioning) if batch_size is None else batch_size
     if conditioning.shape not in ((batch, channels), (batch, channels, height, width)):
         raise ValueError(f"{name} needs {expected}; got {shape_str(conditioning.shape)}")
+    if should_validate(): check_finite(conditioning, f"{name}'s conditioning")
     return conditioning
 
 @patch_method(GlowFlow)
@@ -461,15 +464,13 @@ def _top_params(self:GlowFlow, batch_size:int, conditioning_map) -> torch.Tensor
 
 # %% ../../nbs/models/24_glow.ipynb #fb935ea6
 @patch_method(GlowFlow)
-def _check_images(self:GlowFlow, x, what:str="images"):
-    name = type(self).__name__
-    check_event_batch(x, self.event_shape, f"{name} expects {what}")
-    if not x.is_floating_point(): raise TypeError(f"{name} expects floating-point {what} in [0, 1]; got dtype {x.dtype}")
+def _check_images(self:GlowFlow, x) -> torch.Tensor:
+    "The input images, checked by `check_images`: floats of the parameters' dtype, or bool."
+    return check_images(x, self.event_shape, self.top_params.dtype, type(self).__name__)
 
 @patch_method(GlowFlow)
 def _check_grid(self:GlowFlow, x):
     top = self.quantization_levels - 1
-    check_finite(x, "images")
     levels = x * top
     on_grid = ((levels - levels.round()).abs() <= 1e-3) & (x >= 0) & (x <= 1)
     bits = f", num_bits={self.num_bits}" if self.num_bits is not None else ""
@@ -517,15 +518,13 @@ def _encode(self:GlowFlow, y, conditioning, with_priors:bool=True):
 def encode(self:GlowFlow, y, # continuous images `[B, C, H, W]`, e.g. `dequantise(x)`
            conditioning=None) -> tuple:
     "The latents (a list, one per level, finest first) and the log-determinant `[B]` of the flow at `y`; no noise is added."
-    self._check_images(y, "continuous images")
-    latents, logdet, _ = _encode(self, y, conditioning, with_priors=False)
+    latents, logdet, _ = _encode(self, self._check_images(y), conditioning, with_priors=False)
     return latents, logdet
 
 @patch_method(GlowFlow)
 def priors(self:GlowFlow, y, conditioning=None) -> list:
     "Each level's prior distribution (batch `[B]`, event the level's latent) for continuous images `y`."
-    self._check_images(y, "continuous images")
-    return _encode(self, y, conditioning)[2]
+    return _encode(self, self._check_images(y), conditioning)[2]
 
 def _check_overflow(self:GlowFlow, h, index:int):
     "Raise a `ValueError` if the inverse flow has overflowed (non-finite values) at level `index`."
@@ -569,7 +568,7 @@ def log_prob(self:GlowFlow, x, # images on the grid, `[B, C, H, W]`
              conditioning=None, # `GlowLayer` only: `[B, K]` or `[B, K, H, W]`
              noise=None) -> dict: # dequantisation noise (see `dequantise`); None draws it
     "`'log_prob'`: log p(x + u) - D log L in nats, `'logdet'`, and `'level_i/prior_log_prob'` per level, each `[B]`."
-    self._check_images(x)
+    x = self._check_images(x)
     if should_validate(): self._check_grid(x)
     latents, logdet, priors = _encode(self, self.dequantise(x, noise), conditioning)
     terms = {}
@@ -596,7 +595,10 @@ def sample(self:GlowFlow, sample_shape=torch.Size(), # the result is `sample_sha
     sample_shape = torch.Size(sample_shape)
     if conditioning is not None and sample_shape == torch.Size() and isinstance(conditioning, torch.Tensor):
         sample_shape = torch.Size([len(conditioning)])
-    count = max(sample_shape.numel(), 1)
+    count = sample_shape.numel()  # 1 for the empty sample_shape
+    if count == 0:  # no images, as a sample_shape with a 0 asks
+        check_temperature(temperature); self.check_conditioning(conditioning, 0)
+        return self.top_params.new_zeros(sample_shape + self.event_shape)
     return _sample(self, count, conditioning, temperature, quantised).reshape(sample_shape + self.event_shape)
 
 # %% ../../nbs/models/24_glow.ipynb #8bfa4c2a
@@ -607,7 +609,7 @@ class GlowDistribution(Distribution):
             flow.check_conditioning(conditioning, None)
             batch_size = len(conditioning)
         else: flow.check_conditioning(conditioning, batch_size)
-        check_integer(batch_size, "batch_size", 1)
+        check_integer(batch_size, "batch_size", 0)
         self.flow, self.conditioning = flow, conditioning
         super().__init__([batch_size], flow.event_shape)
 
@@ -626,6 +628,7 @@ class GlowDistribution(Distribution):
     def sample(self, sample_shape=torch.Size(), temperature=1.0) -> torch.Tensor:
         "Images `[*sample_shape, B, C, H, W]` on the grid."
         copies = torch.Size(sample_shape).numel()
+        if copies * self.batch_shape[0] == 0: return self.flow.top_params.new_zeros(self._extended_shape(sample_shape))
         with torch.no_grad(): samples = _sample(self.flow, copies * self.batch_shape[0], self._repeated(copies), temperature)
         return samples.reshape(self._extended_shape(sample_shape))
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.distributions import Independent, Normal, kl_divergence
-from ..core import (Distribution, check_event_batch, check_integer, check_options, check_temperature, log_prob_dict, patch_method,
+from ..core import (Distribution, check_event_batch, check_images, check_integer, check_options, check_temperature, log_prob_dict, patch_method,
                             sample_from, shape_str, should_validate)
 from ..layers.bernoulli import IndependentBernoulliLayer
 from ..layers.quantized import IndependentQuantizedLayer
@@ -81,8 +81,8 @@ class VAE(nn.Module):
                              f"{shape_str(expected)} for B=2 (params_size({shape_str(self.event_shape)}) = {params_size}); "
                              f"got {shape_str(params.shape)}")
 
-    def _check_images(self, x):
-        check_event_batch(x, self.event_shape, f"{type(self).__name__} expects images")
+    def _check_images(self, x) -> torch.Tensor:
+        return check_images(x, self.event_shape, self.prior_loc.dtype, type(self).__name__)
 
     def prior(self, temperature=1.0) -> torch.distributions.Distribution:
         "The prior p(z) = N(0, I), its standard deviation multiplied by `temperature`: batch `[]`, event `[latent_dim]`."
@@ -91,8 +91,7 @@ class VAE(nn.Module):
 
     def encode(self, x, *, condition=None) -> torch.distributions.Distribution:
         "The posterior q(z | x): a diagonal Normal with batch `[B]` and event `[latent_dim]`."
-        self._check_images(x)
-        loc, log_scale = self.encoder(self._encoder_input(x, condition)).chunk(2, dim=-1)
+        loc, log_scale = self.encoder(self._encoder_input(self._check_images(x), condition)).chunk(2, dim=-1)
         return Independent(Normal(loc, log_scale.exp(), validate_args=should_validate()), 1)
 
     def decode(self, z, *, condition=None):
@@ -112,9 +111,11 @@ class VAE(nn.Module):
 def log_prob(self:VAE, x, # images `[B, *event_shape]`
              *, condition=None) -> dict:
     "The ELBO as `'log_prob'`, with `'kl'` and `'recon_log_prob'`, each of shape `[B]`."
+    x = self._check_images(x)
     posterior = self.encode(x, condition=condition)
     recon = log_prob_dict(self.decode(posterior.rsample(), condition=condition).log_prob(x))
-    kl = kl_divergence(posterior, self.prior())
+    # the KL of the Normals, summed over the latent here: torch's KL of `Independent`s fails on an empty batch
+    kl = kl_divergence(posterior.base_dist, self.prior().base_dist).sum(-1)
     result = {"log_prob": recon["log_prob"] - kl, "kl": kl, "recon_log_prob": recon["log_prob"]}
     result.update({f"recon_{key}": value for key, value in recon.items() if key != "log_prob"})
     return result
