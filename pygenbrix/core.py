@@ -6,7 +6,7 @@
 __all__ = ['SYNCING_OPERATIONS', 'log_prob_dict', 'shape_str', 'check_value_shape', 'check_event_batch', 'check_finite',
            'check_support', 'check_temperature', 'check_options', 'check_integer', 'Distribution', 'should_validate',
            'validation', 'check_images', 'device_syncs', 'sum_event', 'sample_from', 'Layer', 'split_channel_params',
-           'PyGenBrixModel', 'patch_method']
+           'PyGenBrixModel', 'NoTractableModeError', 'WithoutTractableMode', 'patch_method']
 
 # %% ../nbs/00_core.ipynb #768f250a
 from collections.abc import Mapping
@@ -276,6 +276,17 @@ class PyGenBrixModel(nn.Module):
     def mode(self) -> torch.Tensor:
         "The mode of the layer's distribution, one data point `event_shape` (as costly as the layer's `mode`)."
         return self.distribution(1).mode[0]
+
+# %% ../nbs/00_core.ipynb #89603775
+class NoTractableModeError(NotImplementedError, AttributeError):
+    "Raised by `.mode` of a model whose mode cannot be computed; `hasattr(model, 'mode')` is False for such a model."
+
+class WithoutTractableMode:
+    "Mixin, before `nn.Module`, of a model with no tractable mode: `model.mode` raises `NoTractableModeError` giving `_no_mode_reason`."
+    _no_mode_reason = "its distribution has no closed form whose maximum could be computed"
+    def __getattr__(self, name:str):
+        if name == "mode": raise NoTractableModeError(f"{type(self).__name__} has no tractable mode: {self._no_mode_reason}")
+        return super().__getattr__(name)
 
 # %% ../nbs/00_core.ipynb #732ca722
 def patch_method(cls:type): # the class that receives the method

@@ -13,7 +13,7 @@ import inspect, math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from ..core import (Distribution, Layer, check_event_batch, check_finite, check_images, check_integer, check_support,
+from ..core import (Distribution, Layer, NoTractableModeError, WithoutTractableMode, check_event_batch, check_finite, check_images, check_integer, check_support,
                             check_temperature, log_prob_dict, patch_method, sample_from, shape_str, should_validate)
 from ..layers.normal import IndependentNormalLayer
 
@@ -344,10 +344,12 @@ def glow_latent_shapes(event_shape, # the images, `[C, H, W]`
     return shapes
 
 # %% ../../nbs/models/24_glow.ipynb #e7c3d295
-class GlowFlow(nn.Module):
+class GlowFlow(WithoutTractableMode, nn.Module):
     "The multi-scale Glow flow over images on `2**num_bits` levels in [0, 1], with optional conditioning; the base of `Glow` and `GlowLayer`."
     # log_prob is E_u[log p(x + u)] - D log L for one draw of u: a lower bound on the log-likelihood of the discrete image
     log_prob_is_bound = True
+    _no_mode_reason = ("the density of the dequantised images has no known maximum, and the most likely image on the grid "
+                       "would need its integral over every level's interval; the decoded prior mean is flow.sample(temperature→0)")
 
     def __init__(self, event_shape, # the images, `[C, H, W]`; H and W divisible by `2**num_levels`
                  num_levels:int=3, # levels, each a squeeze, steps and (below the top) a split
@@ -614,6 +616,11 @@ class GlowDistribution(Distribution):
         super().__init__([batch_size], flow.event_shape)
 
     def _check_support(self, value): pass  # the flow checks the values are on its grid
+
+    @property
+    def mode(self):
+        "No tractable mode, as for the flow; raises `NoTractableModeError`."
+        raise NoTractableModeError(f"{type(self).__name__} has no tractable mode: {self.flow._no_mode_reason}")
 
     def _repeated(self, copies:int):
         if self.conditioning is None: return None

@@ -96,7 +96,7 @@ class MultiStageParallelCNNDistribution(Distribution):
 
     @property
     def mode(self) -> torch.Tensor:
-        "The greedy mode: each group the mode of its conditional given the earlier groups (`sample_stages(mode=True)`)."
+        "The greedy mode: each group the mode of its conditional given the earlier groups (`sample_stages(mode=True)`), not the most likely image."
         return self.sample_stages(mode=True)[-1]
 
     def _stage_conditioning(self, copies:int) -> list:
@@ -262,6 +262,11 @@ class MultiStageParallelCNN(PyGenBrixModel):
                  device=None):
         super().__init__(MultiStageParallelCNNLayer(event_shape, output_layer, upsampling_stages, 1, hidden_channels, num_blocks, base_layer),
                          event_shape, device)
+
+    @property
+    def mode(self) -> torch.Tensor:
+        "The greedy mode, one image `event_shape`: each group the mode of its conditional given the greedy groups before (not the most likely image)."
+        return self.distribution(1).mode[0]
 
     def sample_stages(self, sample_shape=torch.Size(), temperature=1.0) -> list:
         "Samples at every stage, coarsest first: `upsampling_stages + 1` tensors `sample_shape + [C, h, w]`."

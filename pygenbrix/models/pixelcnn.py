@@ -346,7 +346,7 @@ class PixelCNNBatchDistribution(Distribution):
 
     @property
     def mode(self) -> torch.Tensor:
-        "The greedy mode `[B, C, H, W]`: each step the mode of its conditional given the steps before (as costly as a sample)."
+        "The greedy mode `[B, C, H, W]`: each step the mode of its conditional given the greedy steps before, not the most likely image (as costly as a sample)."
         return _generate(self, 1, None, "fast").clone()
 
 # %% ../../nbs/models/21_pixelcnn.ipynb #d0852ae7
@@ -485,7 +485,7 @@ class PixelCNN(nn.Module):
 
     @property
     def mode(self) -> torch.Tensor:
-        "The greedy mode, one image `event_shape`: expensive, a full generation of H·W steps (times the channel steps)."
+        "The greedy mode, one image `event_shape`: each pixel its conditional's mode given the greedy pixels before (not the most likely image); a full generation."
         return self.distribution(1).mode[0]
 
     def complete(self, x, known, temperature=1.0, method:str="fast") -> torch.Tensor:

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.distributions import Normal
-from ..core import (check_event_batch, check_images, check_integer, check_options, check_temperature, log_prob_dict, patch_method,
+from ..core import (WithoutTractableMode, check_event_batch, check_images, check_integer, check_options, check_temperature, log_prob_dict, patch_method,
                             sample_from, shape_str)
 from ..layers.bernoulli import IndependentBernoulliLayer
 from ..layers.logistic_mixture import DiscretizedLogisticMixtureLayer
@@ -173,10 +173,12 @@ class Decoder(nn.Module):
         return h*self.gain + self.bias, latents
 
 # %% ../../nbs/models/25_vdvae.ipynb #689f456b
-class VDVAE(nn.Module):
+class VDVAE(WithoutTractableMode, nn.Module):
     "A very deep hierarchical VAE (Child 2021) whose decoder emits the parameters of any `output_layer`."
     # log_prob is the ELBO, a lower bound on log p(x): reports of -log_prob as an NLL must say they are upper bounds.
     log_prob_is_bound = True
+    _no_mode_reason = ("p(x) is an integral over every block's latents, with no closed form and no known maximum; "
+                       "the mode of p(x | z) for latents drawn top-down is vdvae.top_down(num_samples=1)[0].mode")
 
     def __init__(self, event_shape, # a square image `[C, H, H]`
                  output_layer:nn.Module, # any layer: `forward(params)` returns the distribution of the images
