@@ -261,7 +261,7 @@ class PyGenBrixModel(nn.Module):
 
     def log_prob(self, x) -> dict:
         "The log-prob dict of a batch `x` of shape `[B, *event_shape]`."
-        check_event_batch(x, self.event_shape, f"{type(self).__name__} expects data points")
+        check_event_batch(x, self.event_shape, f"{type(self).__name__}: x must be a tensor")
         return log_prob_dict(self.distribution(x.shape[0]).log_prob(x))
 
     def sample(self, sample_shape=torch.Size(), temperature=1.0) -> torch.Tensor:

@@ -14,8 +14,8 @@ import inspect, math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from ..core import (Distribution, Layer, NoTractableModeError, WithoutTractableMode, check_event_batch, check_finite, check_images, check_integer, check_support,
-                            check_temperature, log_prob_dict, patch_method, sample_from, shape_str, should_validate)
+from ..core import (Distribution, Layer, NoTractableModeError, WithoutTractableMode, check_event_batch, check_finite,
+                            check_images, check_integer, check_support, check_temperature, log_prob_dict, patch_method, sample_from, shape_str, should_validate)
 from ..layers.normal import IndependentNormalLayer
 
 # %% ../../nbs/models/24_glow.ipynb #956fd3d3
