@@ -2,8 +2,8 @@
 
 Both models are Glow (Kingma & Dhariwal 2018) with the same number of levels, steps per level, coupling-network width
 and coupling (affine with sigmoid(h + 2) scales, or additive): ActNorm, an LU-parameterised invertible 1x1 convolution
-and a coupling whose network is 3x3 conv - ReLU - 1x1 conv - ReLU - zero-initialised 3x3 conv, with a squeeze and a
-split at every level. normflows' model is built as in its Glow example (`nf.flows.GlowBlock` in `nf.MultiscaleFlow`),
+and a coupling whose network is 3x3 conv - ReLU - 1x1 conv - ReLU - zero-initialised 3x3 conv (pygenbrix's, by default,
+with its output scaled by a learned exp(3 log_scale), as Glow's), with a squeeze and a split at every level. normflows' model is built as in its Glow example (`nf.flows.GlowBlock` in `nf.MultiscaleFlow`),
 with `nf.distributions.GlowBase` priors (a learned mean and scale per channel); pygenbrix's split priors are learned
 functions of the kept half (Glow's own; a 1x1 convolution by default, Glow's 3x3 with --prior-kernel-size 3), so it has a
 few more parameters, printed below.
@@ -18,7 +18,7 @@ test images with the same noise, in bits per dimension.
 Needs normflows, a benchmark-only dependency:  pip install normflows
 
 Usage:  python bench/glow_bench.py [--levels 3 --steps-per-level 8 --hidden-channels 128 --coupling affine --prior-kernel-size 1
-                                    --coupling-actnorm --coupling-output-scale
+                                    --coupling-actnorm --no-coupling-output-scale
                                     --batch-size 64 --train-steps 400 --chunk 20 --test-images 2000 --threads 1]
 Prints one JSON line per chunk, a JSON summary, and a table with the ratios (pygenbrix / normflows).
 """
@@ -93,9 +93,9 @@ def main(argv=None):
                         help="kernel of pygenbrix's split priors' convolutions of the kept half (1, its default; 3, Glow's)")
     parser.add_argument("--coupling-actnorm", action="store_true",
                         help="ActNorm in pygenbrix's coupling networks' hidden layers, as in Glow (`Glow(..., coupling_actnorm=True)`)")
-    parser.add_argument("--coupling-output-scale", action="store_true",
+    parser.add_argument("--coupling-output-scale", action=argparse.BooleanOptionalAction, default=True,
                         help="pygenbrix's coupling networks' zero-initialised output scaled by a learned exp(3 log_scale), as in Glow "
-                             "(`Glow(..., coupling_output_scale=True)`)")
+                             "(`Glow(..., coupling_output_scale=True)`, the default; --no-coupling-output-scale for the plain network)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--train-steps", type=int, default=400, help="training steps of each model, the same batches for both")
     parser.add_argument("--chunk", type=int, default=20, help="steps per timed chunk; the two models alternate chunks")

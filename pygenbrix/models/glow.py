@@ -375,7 +375,7 @@ class GlowFlow(WithoutTractableMode, nn.Module):
                  conditioning_channels:int=0, # K of the conditioning `[B, K]` or `[B, K, H, W]`; 0 for none
                  prior_kernel_size:int=1, # of the split priors' convolutions of the kept half (Glow's is 3; see `Split`)
                  coupling_actnorm:bool=False, # ActNorm in the coupling networks' hidden layers, as in Glow
-                 coupling_output_scale:bool=False): # the coupling networks' output scaled by a learned exp(3 log_scale), as in Glow
+                 coupling_output_scale:bool=True): # the coupling networks' output scaled by a learned exp(3 log_scale), as in Glow
         super().__init__()
         name = type(self).__name__
         self.event_shape = torch.Size(event_shape)
@@ -670,7 +670,7 @@ class Glow(GlowFlow):
                  quantization_levels:int=None, # a number of levels that is not a power of 2 (then num_bits=None)
                  prior_kernel_size:int=1, # of the split priors' convolutions of the kept half (Glow's is 3; see `Split`)
                  coupling_actnorm:bool=False, # ActNorm in the coupling networks' hidden layers, as in Glow
-                 coupling_output_scale:bool=False): # the coupling networks' output scaled by a learned exp(3 log_scale), as in Glow
+                 coupling_output_scale:bool=True): # the coupling networks' output scaled by a learned exp(3 log_scale), as in Glow
         super().__init__(event_shape, num_levels, steps_per_level, hidden_channels, coupling, num_bits, prior_layer, quantization_levels,
                          prior_kernel_size=prior_kernel_size, coupling_actnorm=coupling_actnorm, coupling_output_scale=coupling_output_scale)
 
@@ -681,7 +681,7 @@ class GlowLayer(GlowFlow, Layer):
                  conditioning_channels:int, # K: the params are `[B, K]` (a vector) or `[B, K, H, W]` (an image)
                  num_levels:int=3, steps_per_level:int=32, hidden_channels:int=512, coupling:str="affine", num_bits:int=8,
                  prior_layer:Layer=None, quantization_levels:int=None, prior_kernel_size:int=1,
-                 coupling_actnorm:bool=False, coupling_output_scale:bool=False): # as for `Glow`
+                 coupling_actnorm:bool=False, coupling_output_scale:bool=True): # as for `Glow`
         check_integer(conditioning_channels, "conditioning_channels", 1)
         super().__init__(event_shape, num_levels, steps_per_level, hidden_channels, coupling, num_bits, prior_layer,
                          quantization_levels, conditioning_channels, prior_kernel_size, coupling_actnorm, coupling_output_scale)
