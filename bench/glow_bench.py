@@ -2,8 +2,8 @@
 
 Both models are Glow (Kingma & Dhariwal 2018) with the same number of levels, steps per level, coupling-network width
 and coupling (affine with sigmoid(h + 2) scales, or additive): ActNorm, an LU-parameterised invertible 1x1 convolution
-and a coupling whose network is 3x3 conv - ReLU - 1x1 conv - ReLU - zero-initialised 3x3 conv, with a squeeze and a
-split at every level. normflows' model is built as in its Glow example (`nf.flows.GlowBlock` in `nf.MultiscaleFlow`),
+and a coupling whose network is 3x3 conv - ReLU - 1x1 conv - ReLU - zero-initialised 3x3 conv (pygenbrix's, by default,
+with its output scaled by a learned exp(3 log_scale), as Glow's), with a squeeze and a split at every level. normflows' model is built as in its Glow example (`nf.flows.GlowBlock` in `nf.MultiscaleFlow`),
 with `nf.distributions.GlowBase` priors (a learned mean and scale per channel); pygenbrix's split priors are learned
 functions of the kept half (Glow's own; a 1x1 convolution by default, Glow's 3x3 with --prior-kernel-size 3), so it has a
 few more parameters, printed below.
@@ -18,6 +18,7 @@ test images with the same noise, in bits per dimension.
 Needs normflows, a benchmark-only dependency:  pip install normflows
 
 Usage:  python bench/glow_bench.py [--levels 3 --steps-per-level 8 --hidden-channels 128 --coupling affine --prior-kernel-size 1
+                                    --coupling-actnorm --no-coupling-output-scale
                                     --batch-size 64 --train-steps 400 --chunk 20 --test-images 2000 --threads 1]
 Prints one JSON line per chunk, a JSON summary, and a table with the ratios (pygenbrix / normflows).
 """
@@ -90,6 +91,11 @@ def main(argv=None):
     parser.add_argument("--coupling", choices=("affine", "additive"), default="affine")
     parser.add_argument("--prior-kernel-size", type=int, default=1,
                         help="kernel of pygenbrix's split priors' convolutions of the kept half (1, its default; 3, Glow's)")
+    parser.add_argument("--coupling-actnorm", action="store_true",
+                        help="ActNorm in pygenbrix's coupling networks' hidden layers, as in Glow (`Glow(..., coupling_actnorm=True)`)")
+    parser.add_argument("--coupling-output-scale", action=argparse.BooleanOptionalAction, default=True,
+                        help="pygenbrix's coupling networks' zero-initialised output scaled by a learned exp(3 log_scale), as in Glow "
+                             "(`Glow(..., coupling_output_scale=True)`, the default; --no-coupling-output-scale for the plain network)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--train-steps", type=int, default=400, help="training steps of each model, the same batches for both")
     parser.add_argument("--chunk", type=int, default=20, help="steps per timed chunk; the two models alternate chunks")
@@ -123,7 +129,8 @@ def main(argv=None):
 
     sizes = (args.levels, args.steps_per_level, args.hidden_channels, args.coupling)
     torch.manual_seed(args.seed)
-    ours = Glow(event_shape, *sizes, prior_kernel_size=args.prior_kernel_size).to(device)
+    ours = Glow(event_shape, *sizes, prior_kernel_size=args.prior_kernel_size, coupling_actnorm=args.coupling_actnorm,
+                coupling_output_scale=args.coupling_output_scale).to(device)
     runners = [Runner("pygenbrix", ours, lambda x, u: -ours.log_prob(x, noise=u)["log_prob"])]
     def normflows_runner(name, channels_last):
         torch.manual_seed(args.seed)
@@ -149,7 +156,8 @@ def main(argv=None):
     timed = {runner.name: runner.rates[1:] or runner.rates for runner in runners}
     rates = {name: statistics.median(values) for name, values in timed.items()}
     summary = {"levels": args.levels, "steps_per_level": args.steps_per_level, "hidden_channels": args.hidden_channels,
-               "coupling": args.coupling, "prior_kernel_size": args.prior_kernel_size, "batch_size": args.batch_size, "train_steps": steps, "chunk": args.chunk,
+               "coupling": args.coupling, "prior_kernel_size": args.prior_kernel_size,
+               "coupling_actnorm": args.coupling_actnorm, "coupling_output_scale": args.coupling_output_scale, "batch_size": args.batch_size, "train_steps": steps, "chunk": args.chunk,
                "test_images": args.test_images, "threads": torch.get_num_threads(), "device": str(device),
                "validation": not args.no_validation, "torch": torch.__version__, "normflows": nf.__version__,
                "parameters": parameters,

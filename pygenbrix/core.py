@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['SYNCING_OPERATIONS', 'log_prob_dict', 'shape_str', 'check_value_shape', 'check_event_batch', 'check_finite',
            'check_support', 'check_temperature', 'check_options', 'check_integer', 'Distribution', 'should_validate',
-           'validation', 'device_syncs', 'sum_event', 'sample_from', 'Layer', 'split_channel_params', 'PyGenBrixModel',
-           'patch_method']
+           'validation', 'check_images', 'device_syncs', 'sum_event', 'sample_from', 'Layer', 'split_channel_params',
+           'PyGenBrixModel', 'NoTractableModeError', 'WithoutTractableMode', 'patch_method']
 
 # %% ../nbs/00_core.ipynb #768f250a
 from collections.abc import Mapping
@@ -161,6 +161,22 @@ def validation(enabled:bool): # False: no value checks inside the `with` block
     try: yield
     finally: Distribution.set_default_validate_args(saved)
 
+# %% ../nbs/00_core.ipynb #6c263fa8
+def check_images(x, event_shape, # the images `[B, *event_shape]`
+                 dtype:torch.dtype, # the floating-point dtype of the model's parameters
+                 name:str, # the model, for the message
+                 validate_args=None) -> torch.Tensor: # check the values are finite; None: `should_validate()`
+    "A model's input images `x`, checked (shape, dtype, finite) and returned in `dtype`; `bool` images are converted exactly."
+    check_event_batch(x, event_shape, f"{name} expects images")
+    if x.dtype == torch.bool: x = x.to(dtype)
+    elif x.dtype != dtype:
+        advice = ("scale integer pixels to [0, 1] first, e.g. x.float() / 255" if not x.is_floating_point() else
+                  f"convert the images with x.to({dtype}), or the model with model.to({x.dtype})")
+        raise TypeError(f"{name} expects images of dtype {dtype} (its parameters' dtype) or torch.bool (converted exactly); "
+                        f"got {x.dtype}: {advice}")
+    if should_validate(validate_args): check_finite(x, f"{name}'s input images")
+    return x
+
 # %% ../nbs/00_core.ipynb #1523116d
 SYNCING_OPERATIONS = {"__bool__", "__int__", "__float__", "__index__", "item", "tolist", "nonzero", "argwhere",
                       "masked_select", "unique", "cpu", "numpy", "equal", "allclose"}
@@ -245,14 +261,14 @@ class PyGenBrixModel(nn.Module):
 
     def log_prob(self, x) -> dict:
         "The log-prob dict of a batch `x` of shape `[B, *event_shape]`."
-        check_event_batch(x, self.event_shape)
+        check_event_batch(x, self.event_shape, f"{type(self).__name__}: x must be a tensor")
         return log_prob_dict(self.distribution(x.shape[0]).log_prob(x))
 
     def sample(self, sample_shape=torch.Size(), temperature=1.0) -> torch.Tensor:
         "Draw samples of shape `sample_shape + event_shape`."
         sample_shape = torch.Size(sample_shape)
         with torch.inference_mode():
-            samples = sample_from(self.distribution(max(sample_shape.numel(), 1)), temperature=temperature)
+            samples = sample_from(self.distribution(sample_shape.numel()), temperature=temperature)  # numel() is 1 for []
         # Cloned outside inference mode: an ordinary tensor that may feed a network that is trained later.
         return samples.reshape(sample_shape + self.event_shape).clone()
 
@@ -260,6 +276,17 @@ class PyGenBrixModel(nn.Module):
     def mode(self) -> torch.Tensor:
         "The mode of the layer's distribution, one data point `event_shape` (as costly as the layer's `mode`)."
         return self.distribution(1).mode[0]
+
+# %% ../nbs/00_core.ipynb #89603775
+class NoTractableModeError(NotImplementedError, AttributeError):
+    "Raised by `.mode` of a model whose mode cannot be computed; `hasattr(model, 'mode')` is False for such a model."
+
+class WithoutTractableMode:
+    "Mixin, before `nn.Module`, of a model with no tractable mode: `model.mode` raises `NoTractableModeError` giving `_no_mode_reason`."
+    _no_mode_reason = "its distribution has no closed form whose maximum could be computed"
+    def __getattr__(self, name:str):
+        if name == "mode": raise NoTractableModeError(f"{type(self).__name__} has no tractable mode: {self._no_mode_reason}")
+        return super().__getattr__(name)
 
 # %% ../nbs/00_core.ipynb #732ca722
 def patch_method(cls:type): # the class that receives the method

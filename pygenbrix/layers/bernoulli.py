@@ -26,6 +26,9 @@ class IndependentBernoulli(Distribution):
     def log_prob(self, value) -> dict:
         "`{'log_prob': ...}` of shape `sample_shape + batch_shape`; `value` holds 0s and 1s."
         sample_shape = self._check_value(value)
+        if value.dtype == torch.bool: value = value.to(self.logits.dtype)  # exact: False is 0, True is 1
+        elif not value.is_floating_point():
+            raise TypeError(f"IndependentBernoulli values must be floating-point 0s and 1s, or bool; got dtype {value.dtype}")
         logits = self.logits.expand(sample_shape + self.logits.shape)
         return {"log_prob": sum_event(-F.binary_cross_entropy_with_logits(logits, value, reduction="none"), self.event_shape)}
 

@@ -41,7 +41,10 @@ class CategoricalDistribution(Distribution):
     def sample(self, sample_shape=torch.Size(), temperature=1.0) -> torch.Tensor:
         "Class indices (`torch.long`) of shape `sample_shape + batch_shape`; `temperature` divides the logits."
         sample_shape = torch.Size(sample_shape)
-        probs = torch.softmax(self.logits.detach() / check_temperature(temperature), dim=-1)
+        check_temperature(temperature)
+        if sample_shape.numel() * self.batch_shape.numel() == 0:  # no draws (torch.multinomial cannot draw 0)
+            return torch.zeros(sample_shape + self.batch_shape, dtype=torch.long, device=self.logits.device)
+        probs = torch.softmax(self.logits.detach() / temperature, dim=-1)
         draws = torch.multinomial(probs.reshape(-1, self.num_classes), max(sample_shape.numel(), 1), replacement=True)
         return draws.T.reshape(sample_shape + self.batch_shape)
 

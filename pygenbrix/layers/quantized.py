@@ -50,6 +50,7 @@ class IndependentQuantized(Distribution):
     def sample(self, sample_shape=torch.Size(), temperature=1.0) -> torch.Tensor:
         "Bucket values `k/(num_buckets-1)` of shape `sample_shape + batch_shape + event_shape`."
         logits = self.logits.detach() / check_temperature(temperature)
+        if torch.Size(sample_shape).numel() == 0: return self.logits.new_zeros(self._extended_shape(sample_shape))  # no draws
         index = torch.distributions.Categorical(logits=logits, validate_args=False).sample(torch.Size(sample_shape))
         return bucket_value(index, self.num_buckets).to(self.logits.dtype)
 

@@ -8,7 +8,7 @@ __all__ = ['ClassifierNet']
 # %% ../../nbs/models/20_classifier_net.ipynb #ae65469f
 import torch
 import torch.nn as nn
-from ..core import shape_str
+from ..core import check_images, shape_str
 
 # %% ../../nbs/models/20_classifier_net.ipynb #23bf1e05
 class ClassifierNet(nn.Module):
@@ -33,8 +33,7 @@ class ClassifierNet(nn.Module):
     def forward(self, x:torch.Tensor # a batch of images `[B, *input_shape]`, pixel values as floats
                ) -> torch.Tensor:
         "Logits of shape `[B, num_classes]`."
-        self._check_input(x)
-        return self.head(self.features(x))
+        return self.head(self.features(self._check_input(x)))
 
     def _check_input(self, x):
         # a convolution accepts many wrong shapes and fails deep inside with a matrix-size message
@@ -44,6 +43,5 @@ class ClassifierNet(nn.Module):
             other = "mnist=False for [3, 32, 32]" if self.input_shape[0] == 1 else "mnist=True for [1, 28, 28]"
             raise ValueError(f"ClassifierNet expects images of shape [B, {shape_str(self.input_shape)[1:-1]}]; "
                              f"got {shape_str(x.shape)} (use {other} images)")
-        if not x.is_floating_point():
-            raise TypeError(f"ClassifierNet expects floating-point pixel values; got dtype {x.dtype} "
-                            f"(convert images with .float() and scale them to [0, 1])")
+        # floats of the parameters' dtype, or bool converted exactly; NaN pixels show as NaN logits, which the output layer reports
+        return check_images(x, self.input_shape, self.head[-1].weight.dtype, "ClassifierNet", validate_args=False)

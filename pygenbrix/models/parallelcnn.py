@@ -11,7 +11,7 @@ __all__ = ['BLOCK_OFFSETS', 'PARALLELCNN_OPTIONS', 'split_blocks', 'join_blocks'
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from ..core import (Distribution, Layer, PyGenBrixModel, log_prob_dict, sample_from, check_finite, check_temperature,
+from ..core import (Distribution, Layer, PyGenBrixModel, log_prob_dict, sample_from, check_finite, check_images, check_temperature,
                             check_integer, check_options, patch_method, shape_str, should_validate)
 from .pixelcnn import PixelCNNLayer, pixel_layer
 
@@ -34,7 +34,9 @@ def grid_conditioning(conditioning, # `[B, P, H, W]`
                       factor:int # the grid is `H/factor × W/factor`; a power of 2, at least 2
                      ) -> torch.Tensor:
     "`conditioning` averaged over `factor/2` squares, with each 2x2 block folded into channels: `[B, 4P, H/factor, W/factor]`."
-    return F.pixel_unshuffle(F.avg_pool2d(conditioning, factor // 2) if factor > 2 else conditioning, 2)
+    pooled = F.avg_pool2d(conditioning, factor // 2) if factor > 2 else conditioning
+    if not len(pooled): return pooled.new_zeros(0, 4 * pooled.shape[1], pooled.shape[2] // 2, pooled.shape[3] // 2)  # pixel_unshuffle's shape is wrong for 0 images
+    return F.pixel_unshuffle(pooled, 2)
 
 # %% ../../nbs/models/22_parallelcnn.ipynb #509c537b
 class ChannelMaskedConv2d(nn.Conv2d):
@@ -94,7 +96,7 @@ class MultiStageParallelCNNDistribution(Distribution):
 
     @property
     def mode(self) -> torch.Tensor:
-        "The greedy mode: each group the mode of its conditional given the earlier groups (`sample_stages(mode=True)`)."
+        "The greedy mode: each group the mode of its conditional given the earlier groups (`sample_stages(mode=True)`), not the most likely image."
         return self.sample_stages(mode=True)[-1]
 
     def _stage_conditioning(self, copies:int) -> list:
@@ -105,9 +107,9 @@ class MultiStageParallelCNNDistribution(Distribution):
 
     def _stages(self, value) -> tuple:
         "The image `value` at every stage, finest first, and the conditioning of every stage, coarsest first."
-        images = [value.reshape(-1, *self.event_shape)]
+        images = [check_images(value.reshape(-1, *self.event_shape), self.event_shape, self.conditioning.dtype, "MultiStageParallelCNN")]
         for _ in range(self.layer.upsampling_stages): images.append(images[-1][..., 0::2, 0::2])
-        return images, self._stage_conditioning(images[0].shape[0] // self.batch_shape[0])
+        return images, self._stage_conditioning(images[0].shape[0] // self.batch_shape[0] if self.batch_shape[0] else 1)
 
     def group_params(self, value) -> dict:
         "For every group in generation order, `(params, pixels)`: the parameters its network predicts from the earlier groups of `value`, and its pixels; the base is a group when no `base_layer` models it."
@@ -159,6 +161,9 @@ def sample_stages(self:MultiStageParallelCNNDistribution, sample_shape=torch.Siz
     "Samples at every stage, coarsest first: `upsampling_stages + 1` tensors `sample_shape + batch_shape + [C, h, w]`."
     check_temperature(temperature)
     sample_shape = torch.Size(sample_shape)
+    if sample_shape.numel() * self.batch_shape.numel() == 0:  # no images: empty stages, drawn by no network
+        sizes = [(self.event_shape[1] >> k, self.event_shape[2] >> k) for k in range(self.layer.upsampling_stages, -1, -1)]
+        return [self.conditioning.new_zeros(sample_shape + self.batch_shape + (self.event_shape[0], h, w)) for h, w in sizes]
     with torch.inference_mode():
         conditioning = self._stage_conditioning(sample_shape.numel())
         image = _generate_base(self, conditioning[0], temperature, mode)
@@ -257,6 +262,11 @@ class MultiStageParallelCNN(PyGenBrixModel):
                  device=None):
         super().__init__(MultiStageParallelCNNLayer(event_shape, output_layer, upsampling_stages, 1, hidden_channels, num_blocks, base_layer),
                          event_shape, device)
+
+    @property
+    def mode(self) -> torch.Tensor:
+        "The greedy mode, one image `event_shape`: each group the mode of its conditional given the greedy groups before (not the most likely image)."
+        return self.distribution(1).mode[0]
 
     def sample_stages(self, sample_shape=torch.Size(), temperature=1.0) -> list:
         "Samples at every stage, coarsest first: `upsampling_stages + 1` tensors `sample_shape + [C, h, w]`."

@@ -13,7 +13,7 @@ __all__ = ['PixelCNNDistribution', 'PixelCNNBernoulliDistribution', 'PixelCNNQua
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from ..core import (Distribution, Layer, check_event_batch, check_finite, check_options, check_temperature, check_value_shape,
+from ..core import (Distribution, Layer, check_event_batch, check_finite, check_images, check_options, check_temperature, check_value_shape,
                             log_prob_dict, patch_method, shape_str, should_validate)
 from ..layers.bernoulli import IndependentBernoulliLayer
 from ..layers.quantized import IndependentQuantizedLayer
@@ -327,7 +327,8 @@ class PixelCNNBatchDistribution(Distribution):
     def log_prob(self, value) -> dict:
         "The log-prob dict of images `value` `[*sample_shape, B, C, H, W]`, one network pass."
         sample_shape = self._check_value(value)
-        images = value.reshape(-1, *self.event_shape)
+        dtype = next(self.network.parameters()).dtype
+        images = check_images(value.reshape(-1, *self.event_shape), self.event_shape, dtype, "PixelCNN")
         params = self.network(images, self._terms(sample_shape.numel()))
         result = log_prob_dict(self.output_layer(params).log_prob(images))
         return {key: term.reshape(sample_shape + self.batch_shape) for key, term in result.items()}
@@ -336,6 +337,8 @@ class PixelCNNBatchDistribution(Distribution):
                method:str="fast") -> torch.Tensor: # "fast" (cached activations) or "naive" (a full network pass per step)
         "Images of shape `sample_shape + batch_shape + event_shape`, generated pixel by pixel."
         check_temperature(temperature)
+        if torch.Size(sample_shape).numel() * self.batch_shape.numel() == 0:  # no images to generate
+            return next(self.network.parameters()).new_zeros(self._extended_shape(sample_shape))
         # generated under inference mode; the copy made outside it is an ordinary tensor that autograd may use later
         images = _generate(self, torch.Size(sample_shape).numel(), temperature, method).clone()
         # samples are [copies * B, ...] with the batch fastest, as `_terms` repeats the conditioning
@@ -343,7 +346,7 @@ class PixelCNNBatchDistribution(Distribution):
 
     @property
     def mode(self) -> torch.Tensor:
-        "The greedy mode `[B, C, H, W]`: each step the mode of its conditional given the steps before (as costly as a sample)."
+        "The greedy mode `[B, C, H, W]`: each step the mode of its conditional given the greedy steps before, not the most likely image (as costly as a sample)."
         return _generate(self, 1, None, "fast").clone()
 
 # %% ../../nbs/models/21_pixelcnn.ipynb #d0852ae7
@@ -471,7 +474,7 @@ class PixelCNN(nn.Module):
 
     def log_prob(self, x:torch.Tensor) -> dict:
         "The log-prob dict of images `x` `[B, *event_shape]`."
-        check_event_batch(x, self.event_shape)
+        check_event_batch(x, self.event_shape, f"{type(self).__name__} expects images")
         return self.distribution(len(x)).log_prob(x)
 
     def sample(self, sample_shape=torch.Size(), temperature=1.0, *,
@@ -482,7 +485,7 @@ class PixelCNN(nn.Module):
 
     @property
     def mode(self) -> torch.Tensor:
-        "The greedy mode, one image `event_shape`: expensive, a full generation of H·W steps (times the channel steps)."
+        "The greedy mode, one image `event_shape`: each pixel its conditional's mode given the greedy pixels before (not the most likely image); a full generation."
         return self.distribution(1).mode[0]
 
     def complete(self, x, known, temperature=1.0, method:str="fast") -> torch.Tensor:

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.distributions import Normal
-from ..core import (check_event_batch, check_integer, check_options, check_temperature, log_prob_dict, patch_method,
+from ..core import (WithoutTractableMode, check_event_batch, check_images, check_integer, check_options, check_temperature, log_prob_dict, patch_method,
                             sample_from, shape_str)
 from ..layers.bernoulli import IndependentBernoulliLayer
 from ..layers.logistic_mixture import DiscretizedLogisticMixtureLayer
@@ -173,10 +173,12 @@ class Decoder(nn.Module):
         return h*self.gain + self.bias, latents
 
 # %% ../../nbs/models/25_vdvae.ipynb #689f456b
-class VDVAE(nn.Module):
+class VDVAE(WithoutTractableMode, nn.Module):
     "A very deep hierarchical VAE (Child 2021) whose decoder emits the parameters of any `output_layer`."
     # log_prob is the ELBO, a lower bound on log p(x): reports of -log_prob as an NLL must say they are upper bounds.
     log_prob_is_bound = True
+    _no_mode_reason = ("p(x) is an integral over every block's latents, with no closed form and no known maximum; "
+                       "the mode of p(x | z) for latents drawn top-down is vdvae.top_down(num_samples=1)[0].mode")
 
     def __init__(self, event_shape, # a square image `[C, H, H]`
                  output_layer:nn.Module, # any layer: `forward(params)` returns the distribution of the images
@@ -209,7 +211,7 @@ class VDVAE(nn.Module):
     def extra_repr(self) -> str:
         return f"event_shape={shape_str(self.event_shape)}, spec={self.spec!r}, {self.num_blocks} top-down blocks"
 
-    def _check_images(self, x): check_event_batch(x, self.event_shape, f"{type(self).__name__} expects images")
+    def _check_images(self, x) -> torch.Tensor: return check_images(x, self.event_shape, self.to_params.weight.dtype, type(self).__name__)
 
     def _levels(self, levels):
         if levels is None: return self.num_blocks
@@ -229,13 +231,14 @@ class VDVAE(nn.Module):
             if levels: raise ValueError(f"levels={levels} draws latents from the posterior of images; give the images x")
             activations, batch_size, levels = None, check_integer(num_samples, "num_samples", 1), 0
         else:
-            self._check_images(x)
+            x = self._check_images(x)
             activations, batch_size, levels = self.encoder(x), len(x), self._levels(levels)
         final, latents = self.decoder(activations, batch_size, levels, temperature)
         return self.output_layer(self.to_params(final)), latents
 
     def log_prob(self, x) -> dict:
         "The ELBO as `'log_prob'`, with `'recon_log_prob'`, `'kl'` and one `'kl/RxR'` per resolution, each `[B]`, for images `[B, *event_shape]`."
+        x = self._check_images(x)
         output, latents = self.top_down(x)
         recon = log_prob_dict(output.log_prob(x))
         kl_per_resolution = {}
