@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['SYNCING_OPERATIONS', 'log_prob_dict', 'shape_str', 'check_value_shape', 'check_event_batch', 'check_finite',
            'check_support', 'check_temperature', 'check_options', 'check_integer', 'Distribution', 'should_validate',
-           'validation', 'check_images', 'device_syncs', 'sum_event', 'sample_from', 'Layer', 'split_channel_params',
-           'PyGenBrixModel', 'NoTractableModeError', 'WithoutTractableMode', 'patch_method']
+           'validation', 'check_images', 'pixel_unshuffle', 'device_syncs', 'sum_event', 'sample_from', 'Layer',
+           'split_channel_params', 'PyGenBrixModel', 'NoTractableModeError', 'WithoutTractableMode', 'patch_method']
 
 # %% ../nbs/00_core.ipynb #768f250a
 from collections.abc import Mapping
@@ -176,6 +176,13 @@ def check_images(x, event_shape, # the images `[B, *event_shape]`
                         f"got {x.dtype}: {advice}")
     if should_validate(validate_args): check_finite(x, f"{name}'s input images")
     return x
+
+# %% ../nbs/00_core.ipynb #2a3f88df
+def pixel_unshuffle(x:torch.Tensor, # `[B, C, H, W]`, H and W divisible by `factor`
+                    factor:int) -> torch.Tensor:
+    "`F.pixel_unshuffle`: `[B, C·factor², H/factor, W/factor]`, with that shape for an empty batch too."
+    if not len(x): return x.new_zeros(0, x.shape[1] * factor**2, x.shape[2] // factor, x.shape[3] // factor)
+    return nn.functional.pixel_unshuffle(x, factor)
 
 # %% ../nbs/00_core.ipynb #1523116d
 SYNCING_OPERATIONS = {"__bool__", "__int__", "__float__", "__index__", "item", "tolist", "nonzero", "argwhere",

@@ -14,7 +14,7 @@ import inspect, math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from ..core import (Distribution, Layer, NoTractableModeError, WithoutTractableMode, check_event_batch, check_finite,
+from ..core import (Distribution, Layer, NoTractableModeError, WithoutTractableMode, check_event_batch, check_finite, pixel_unshuffle,
                             check_images, check_integer, check_support, check_temperature, log_prob_dict, patch_method, sample_from, shape_str, should_validate)
 from ..layers.normal import IndependentNormalLayer
 
@@ -254,8 +254,7 @@ class Squeeze(nn.Module):
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[2] % 2 or x.shape[3] % 2:
             got = shape_str(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"Squeeze expects a tensor [B, C, H, W] with an even height and width; got {got}")
-        if not len(x): return x.new_zeros(0, 4 * x.shape[1], x.shape[2] // 2, x.shape[3] // 2), x.new_zeros(0)  # pixel_unshuffle's shape is wrong for 0 images
-        return F.pixel_unshuffle(x, 2), x.new_zeros(x.shape[0])
+        return pixel_unshuffle(x, 2), x.new_zeros(x.shape[0])
 
     def inverse(self, y, conditioning=None):
         if not isinstance(y, torch.Tensor) or y.dim() != 4 or y.shape[1] % 4:

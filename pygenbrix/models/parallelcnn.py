@@ -11,7 +11,7 @@ __all__ = ['BLOCK_OFFSETS', 'PARALLELCNN_OPTIONS', 'split_blocks', 'join_blocks'
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from ..core import (Distribution, Layer, PyGenBrixModel, log_prob_dict, sample_from, check_finite, check_images, check_temperature,
+from ..core import (Distribution, Layer, PyGenBrixModel, log_prob_dict, sample_from, check_finite, check_images, pixel_unshuffle, check_temperature,
                             check_integer, check_options, patch_method, shape_str, should_validate)
 from .pixelcnn import PixelCNNLayer, pixel_layer
 
@@ -35,8 +35,7 @@ def grid_conditioning(conditioning, # `[B, P, H, W]`
                      ) -> torch.Tensor:
     "`conditioning` averaged over `factor/2` squares, with each 2x2 block folded into channels: `[B, 4P, H/factor, W/factor]`."
     pooled = F.avg_pool2d(conditioning, factor // 2) if factor > 2 else conditioning
-    if not len(pooled): return pooled.new_zeros(0, 4 * pooled.shape[1], pooled.shape[2] // 2, pooled.shape[3] // 2)  # pixel_unshuffle's shape is wrong for 0 images
-    return F.pixel_unshuffle(pooled, 2)
+    return pixel_unshuffle(pooled, 2)
 
 # %% ../../nbs/models/22_parallelcnn.ipynb #509c537b
 class ChannelMaskedConv2d(nn.Conv2d):
