@@ -566,14 +566,15 @@ def run_train(callbacks=(), # further Lightning callbacks (from Python)
     if s["resume"] is not None:
         if not checkpoint.exists():
             raise UsageError(f"--resume {output_dir}: it holds no checkpoint model.ckpt (the run ended before its first epoch); start it again with --overwrite")
-        epochs_done = _read_checkpoint(checkpoint)["epoch"] + 1  # the checkpoint is that of the last finished epoch
+        last_epoch = _read_checkpoint(checkpoint)  # the checkpoint is that of the last finished epoch
+        epochs_done = last_epoch["epoch"] + 1
         if s["epochs"] <= epochs_done:
             raise UsageError(f"--resume {output_dir}: the run has trained {epochs_done} epoch{'' if epochs_done == 1 else 's'}, and its epochs are {s['epochs']}; "
                              f"train it on with --epochs N, N > {epochs_done}")
         planned = _read_run(output_dir)["arguments"]["epochs"]
         if s["schedule"] == "cosine" and s["epochs"] != planned:
             print(f"note: the cosine schedule was planned for {planned} epochs and now decays over {s['epochs']}: from step "
-                  f"{_read_checkpoint(checkpoint)['global_step']} on, the learning rate follows the longer curve", file=sys.stderr)
+                  f"{last_epoch['global_step']} on, the learning rate follows the longer curve", file=sys.stderr)
 
     if replaced:
         for path in replaced: shutil.rmtree(path) if path.is_dir() else path.unlink()
