@@ -1,22 +1,18 @@
 """A preset's settings for the benches: its training settings, and the batch and learning rate it names for a GPU.
 
 Each preset file names, beside its paper-sized `batch_size` and `learning_rate`, a `gpu_batch_size` that keeps a GPU
-busy and the `gpu_learning_rate` that goes with it. The benches read the file themselves and take those two keys out,
-so that what remains is exactly what `pygenbrix.cli.read_config` checks and `pygenbrix train` uses.
+busy and the `gpu_learning_rate` that goes with it (`pygenbrix.cli.GPU_SETTINGS`). The benches read the preset as
+`pygenbrix train` does (`read_preset`, every value checked) and take those two keys out.
 """
-import yaml
-from pygenbrix.cli import preset_path, preset_names
-
-GPU_KEYS = ("gpu_batch_size", "gpu_learning_rate")
+from pygenbrix.cli import GPU_SETTINGS, read_preset
 
 
 def preset_settings(name: str) -> tuple:
     "`(settings, gpu)`: the preset's training settings without the GPU keys, and `{'batch_size': ..., 'learning_rate': ...}` for a GPU."
-    if name not in preset_names(): raise ValueError(f"unknown preset {name!r}; presets: {', '.join(preset_names())}")
-    settings = yaml.safe_load(preset_path(name).read_text())
-    missing = [key for key in GPU_KEYS if key not in settings]
+    settings = read_preset(name)
+    missing = [key for key in GPU_SETTINGS if settings.get(key) is None]
     if missing: raise ValueError(f"preset {name!r} names no {' and no '.join(missing)}; every preset gives both beside its batch_size")
-    gpu = {"batch_size": settings.pop("gpu_batch_size"), "learning_rate": settings.pop("gpu_learning_rate")}
+    gpu = {setting: settings.pop(key) for key, setting in GPU_SETTINGS.items()}
     return settings, gpu
 
 
