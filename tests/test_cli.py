@@ -16,9 +16,16 @@ ENVIRONMENT = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(N
 BASELINE = ["--model", "bernoulli", "--no-progress-bar"]  # the pixel-marginal baseline: an epoch of the digits in a fraction of a second
 
 
+def _default_ctrl_c():
+    # A job started in the background by a shell without job control (as CI runners start theirs) inherits
+    # Ctrl-C ignored, and Python then never turns SIGINT into KeyboardInterrupt: give the command the
+    # terminal's default so that the Ctrl-C tests send what a user's keyboard sends.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 def start(*argv, cwd):
+    "Start the console script with `argv` in `cwd`, Ctrl-C handled as in a terminal; the running process."
     return subprocess.Popen([COMMAND, *map(str, argv)], cwd=cwd, env=ENVIRONMENT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_default_ctrl_c)
 
 def pygenbrix(*argv, cwd, timeout=300) -> subprocess.CompletedProcess:
     "Run the console script with `argv` in `cwd`; its exit status, stdout and stderr."
