@@ -245,6 +245,7 @@ def test_ctrl_c(tmp_path):
     training = start("train", "--model", "vae", "--epochs", "1000", "--max-train-batches", "2", "--no-progress-bar", "--output-dir", "run", cwd=tmp_path)
     deadline = time.time() + 120
     while not (tmp_path/"run"/"model.ckpt").exists() and time.time() < deadline and training.poll() is None: time.sleep(0.05)
+    assert training.poll() is None and (tmp_path/"run"/"model.ckpt").exists(), "the run must be training, past its first epoch"
     training.send_signal(signal.SIGINT)
     stdout, stderr = training.communicate(timeout=120)
     assert training.returncode == 130 and "Traceback" not in stderr, stderr
