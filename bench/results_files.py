@@ -96,7 +96,7 @@ def _trained_rows(summary: dict) -> list: return [row for row in summary.get("ro
 
 def results_table(folder=RESULTS) -> str:
     "A markdown table of every trained model in the results files: its test NLL and how it was measured."
-    lines = ["| preset | test NLL (nats) | bits/dim | what it is | k | device | training | batch | commit | command |",
+    lines = ["| preset | test NLL (nats) ± standard error over the test images, where the run recorded it | bits/dim | what it is | k | device | training | batch | commit | command |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for path, summary in read_results(folder, "reference"):
         for row in _trained_rows(summary):
