@@ -36,7 +36,7 @@ from results_files import read_results, run_record, short_commit, upper_bound_ki
 from pygenbrix.budget import describe_device, format_seconds
 from pygenbrix.cli import model_factory
 from pygenbrix.data import MNIST, freeze_binarization
-from pygenbrix.metrics import DistributionObjective, ImportanceWeightedObjective, evaluate_nll
+from pygenbrix.metrics import ImportanceWeightedObjective, evaluate_nll
 from pygenbrix.train import DistributionTrainer
 
 # seconds of training per model in the full run; the rest of its 4 minutes goes to start-up, data and evaluation
@@ -53,24 +53,6 @@ SMOKE_OPTIONS = {
     "mnist-glow": {"num_levels": 2, "steps_per_level": 2, "hidden_channels": 16},
     "mnist-vdvae": {"width": 16, "spec": "28x1,14x1,7x1"},
 }
-
-
-class WithSquares:
-    "`objective`, with each example's squared log-probability as a key too: `evaluate_nll` averages it, which gives the standard error."
-    def __init__(self, objective): self.objective = objective
-    def __call__(self, model, batch):
-        result = dict(self.objective(model, batch))
-        result["log_prob_squared"] = result["log_prob"].double() ** 2
-        return result
-    def modelled(self, batch): return self.objective.modelled(batch)
-
-
-def scored_with_error(model, dataset, batch_size:int, objective=None) -> tuple:
-    "`(evaluate_nll's dict, the standard error of its mean nats)` in one pass over `dataset`."
-    scored = evaluate_nll(model, dataset, batch_size=batch_size, objective=WithSquares(objective or DistributionObjective()))
-    count, mean = len(dataset), scored["log_prob_squared"]
-    variance = max(0., mean - (scored["nats"]) ** 2) * count / max(1, count - 1)  # the mean log-prob is -nats
-    return scored, math.sqrt(variance / count)
 
 
 class StepClock(pl.Callback):
@@ -152,7 +134,8 @@ class Reference:
         seconds = time.time() - started
         model.to(self.device).eval()
         torch.manual_seed(0)
-        scored, error = scored_with_error(model, test_set, batch_size=500)
+        scored = evaluate_nll(model, test_set, batch_size=500)
+        error = scored["nats_standard_error"]
         row = dict(preset=preset_name, model=preset["model"], parameters=sum(p.numel() for p in model.parameters()),
                    batch_size=batch_size, learning_rate=learning_rate, warmup_steps=engine["warmup_steps"], precision=self.args.precision,
                    compiled=compiled, train_seconds=round(seconds, 1), steps=clock.steps, epochs=round(clock.steps * batch_size / len(train_set), 2),
@@ -179,7 +162,8 @@ def importance_weighted(model, test_set, seconds_allowed, smoke, device):
     k = max(1, int(10 ** math.floor(math.log10(k)) * math.floor(k / 10 ** math.floor(math.log10(k)))))  # 1, 2, ..., 10, 20, ...
     torch.manual_seed(0)
     started = time.time()
-    scored, error = scored_with_error(model, test_set, max(1, 20000 // k), ImportanceWeightedObjective(k))
+    scored = evaluate_nll(model, test_set, max(1, 20000 // k), objective=ImportanceWeightedObjective(k))
+    error = scored["nats_standard_error"]
     return k, round(scored["nats"], 2), round(error, 2), round(time.time() - started, 1)
 
 

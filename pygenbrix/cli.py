@@ -832,6 +832,7 @@ def _print_metrics(metrics:dict, upper_bound:bool, count:int, split:str, importa
     bound = " (upper bounds: the model's log_prob is a lower bound on log p(x))" if upper_bound else ""
     kind = f" (importance-weighted bound, k={importance_samples})" if importance_samples else ""
     given = " given its label" if conditional else ""
-    print(f"{split}: {metrics['nats']:.2f} nats per image{given}, {metrics['bits_per_dim']:.4f} bits/dim{bound}{kind} "
+    print(f"{split}: {metrics['nats']:.2f} ± {metrics['nats_standard_error']:.2f} nats per image{given}, "
+          f"{metrics['bits_per_dim']:.4f} ± {metrics['bits_per_dim_standard_error']:.4f} bits/dim{bound}{kind} "
           f"({count} images); written to {written_to}")
 
