@@ -14,7 +14,8 @@ wall time, then scored on the whole test set:
 
 By default each preset trains on the fast path: at the batch and learning rate it names for a GPU (`gpu_batch_size`,
 `gpu_learning_rate`; its warmup scaled to the same number of images), 32-bit with TF32 matrix products on CUDA, the data
-held on the device, and compiled where a speed run (`--speed-results`, written by `gpu_speed.py`) measured compilation
+held on the device, value checks off (`validation(False)`: no value read back to the host in a step; the test scoring
+keeps them), and compiled where a speed run (`--speed-results`, written by `gpu_speed.py`) measured compilation
 to pay. `--batch preset` trains at the preset's own batch and learning rate instead.
 
 These are time-boxed runs, far shorter than the presets' schedules (the table says how many epochs each got), so they
@@ -35,6 +36,7 @@ from preset_settings import preset_settings
 from results_files import read_results, run_record, short_commit, upper_bound_kind, write_results
 from pygenbrix.budget import describe_device, format_seconds
 from pygenbrix.cli import model_factory
+from pygenbrix.core import validation
 from pygenbrix.data import MNIST, freeze_binarization
 from pygenbrix.metrics import ImportanceWeightedObjective, evaluate_nll
 from pygenbrix.train import DistributionTrainer
@@ -127,10 +129,12 @@ class Reference:
                       warmup_steps=round(preset.get("warmup_steps", 0) * paper_batch / batch_size),
                       data_on_device=True, precision=self.args.precision, compile_model=compiled)
         started = time.time()
-        run = DistributionTrainer(model, train_set, batch_size=batch_size, max_epochs=-1, validation_fraction=0., sample_grid=False,
-                                  log_graph=False, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                                  enable_model_summary=False, accelerator=self.device.type, devices=1, callbacks=[clock],
-                                  seed=0, **limits, **engine).train()
+        # the fast path: no value checks, so a step reads nothing back to the host and compiles as one graph (the test scoring keeps them)
+        with validation(False):
+            run = DistributionTrainer(model, train_set, batch_size=batch_size, max_epochs=-1, validation_fraction=0., sample_grid=False,
+                                      log_graph=False, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                                      enable_model_summary=False, accelerator=self.device.type, devices=1, callbacks=[clock],
+                                      seed=0, **limits, **engine).train()
         seconds = time.time() - started
         model.to(self.device).eval()
         torch.manual_seed(0)
@@ -138,7 +142,7 @@ class Reference:
         error = scored["nats_standard_error"]
         row = dict(preset=preset_name, model=preset["model"], parameters=sum(p.numel() for p in model.parameters()),
                    batch_size=batch_size, learning_rate=learning_rate, warmup_steps=engine["warmup_steps"], precision=self.args.precision,
-                   compiled=compiled, train_seconds=round(seconds, 1), steps=clock.steps, epochs=round(clock.steps * batch_size / len(train_set), 2),
+                   compiled=compiled, value_checks=False, train_seconds=round(seconds, 1), steps=clock.steps, epochs=round(clock.steps * batch_size / len(train_set), 2),
                    images_per_second=_round(clock.images_per_second(batch_size)), test_images=len(test_set),
                    nats=round(scored["nats"], 2), nats_standard_error=round(error, 2), bits_per_dim=round(scored["bits_per_dim"], 4),
                    nats_is_upper_bound=bool(getattr(model, "log_prob_is_bound", False)), skipped_updates=run.engine.skipped_updates)

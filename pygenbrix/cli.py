@@ -193,7 +193,7 @@ SETTING_TYPES = dict(
     weight_decay=_real(0, inclusive=True), schedule=_choice("constant", "robbins_monro", "warmup", "cosine"), warmup_steps=_whole(0),
     gradient_clip_val=_real(0), skip_threshold=_real(0), loss_per_dimension=_flag, ema_decay=_decay, importance_samples=_whole(1), seed=_whole(0),
     max_train_batches=_whole(1), max_eval_batches=_whole(1), num_samples=_whole(1), precision=_precision, data_on_device=_flag,
-    compile_model=_flag, description=_name, gpu_batch_size=_whole(1), gpu_learning_rate=_real(0))
+    compile_model=_flag, value_checks=_flag, description=_name, gpu_batch_size=_whole(1), gpu_learning_rate=_real(0))
 
 
 # %% ../nbs/30_cli.ipynb #7d285c99
@@ -201,7 +201,7 @@ TRAIN_DEFAULTS = dict(
     model=DEFAULT_MODEL, model_options={}, conditional=False, dataset="digits", binarize=None, pad_to_32=False,
     epochs=10, batch_size=64, optimizer="adam", learning_rate=1e-3, weight_decay=0., schedule="constant", warmup_steps=0,
     gradient_clip_val=None, skip_threshold=None, loss_per_dimension=False, ema_decay=None, importance_samples=None, seed=0,
-    max_train_batches=None, max_eval_batches=None, num_samples=64, precision=None, data_on_device=False, compile_model=False,
+    max_train_batches=None, max_eval_batches=None, num_samples=64, precision=None, data_on_device=False, compile_model=False, value_checks=True,
     accelerator="auto", devices=1, strategy="auto", num_workers=0, output_dir=None, data_root=None, download=False, progress_bar=True)
 # a learning rate that fits the model better than `TRAIN_DEFAULTS`' 0.001: the baseline's logits move far from 0
 DEFAULT_LEARNING_RATES = {"bernoulli": 0.05}
@@ -311,6 +311,10 @@ def _train_parser(commands):
     machine.add_argument("--precision", type=t["precision"], help="Lightning's precision, e.g. bf16-mixed (default 32)")
     machine.add_argument("--data-on-device", action=argparse.BooleanOptionalAction, help="hold the dataset on the GPU and draw batches there (MNIST, CIFAR-10, digits)")
     machine.add_argument("--compile-model", action=argparse.BooleanOptionalAction, help="score batches through torch.compile (compiles at start-up; see bench/README.md)")
+    machine.add_argument("--value-checks", action=argparse.BooleanOptionalAction, help=(
+        "check the values of images, parameters and log-probs, and stop at the first bad one with an error that names it (default on). "
+        "--no-value-checks is the fast path on a GPU: a training step then reads nothing back to the host, and --compile-model "
+        "compiles the whole step as one graph instead of breaking it at every check"))
     machine.add_argument("--data-root", type=Path, help="the folder of dataset files (default $PYGENBRIX_DATA, else ~/.cache/pygenbrix)")
     machine.add_argument("--download", action="store_true", default=None, help="download missing dataset files")
     machine.add_argument("--num-workers", type=_whole(0), help=("data-loading processes (default 0). Each worker draws its own random numbers, "
@@ -358,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # %% ../nbs/30_cli.ipynb #29eec683
 # what `--resume` may change: how far to train, and the machine it runs on; anything else would make another experiment
-RESUME_MAY_CHANGE = ("epochs", "precision", "data_on_device", "compile_model") + MACHINE_SETTINGS
+RESUME_MAY_CHANGE = ("epochs", "precision", "data_on_device", "compile_model", "value_checks") + MACHINE_SETTINGS
 
 def _same(recorded, given) -> bool:
     "Whether a value given on the command line equals the one in a run's run.json (where paths are text and tuples lists)."
@@ -551,6 +555,7 @@ def run_train(callbacks=(), # further Lightning callbacks (from Python)
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import ModelCheckpoint
     from pytorch_lightning.loggers import TensorBoardLogger
+    from pygenbrix.core import validation
     from pygenbrix.data import freeze_binarization
     from pygenbrix.train import DistributionTrainer, LayerTrainer
     options = dataset_options(s["dataset"], s["binarize"], s["pad_to_32"], s["data_root"], s["download"])
@@ -613,7 +618,8 @@ def run_train(callbacks=(), # further Lightning callbacks (from Python)
         warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
         warnings.filterwarnings("ignore", ".*LeafSpec.*")  # raised inside Lightning with recent torch
         for advert_logger in advert_loggers: advert_logger.addFilter(advert_filter)
-        try: run.train(ckpt_path=checkpoint if s["resume"] is not None else None)
+        try:
+            with validation(s["value_checks"]): run.train(ckpt_path=checkpoint if s["resume"] is not None else None)
         except (SystemExit, KeyboardInterrupt) as stop:  # Lightning ends the process with SystemExit after Ctrl-C, once it has shut down
             if isinstance(stop, SystemExit) and (run.trainer is None or not run.trainer.interrupted): raise
             if not checkpoint.exists():
@@ -627,7 +633,8 @@ def run_train(callbacks=(), # further Lightning callbacks (from Python)
     model.to(run.trainer.strategy.root_device)
     pl.seed_everything(s["seed"], verbose=False)
     test_examples = freeze_binarization(_first(test_set, s["max_eval_batches"]*s["batch_size"] if s["max_eval_batches"] else None), s["seed"])
-    metrics = dict(test=_score(model, test_examples, s["batch_size"], s["importance_samples"], num_classes),
+    with validation(s["value_checks"]): test_metrics = _score(model, test_examples, s["batch_size"], s["importance_samples"], num_classes)
+    metrics = dict(test=test_metrics,
                    importance_samples=s["importance_samples"], conditional=num_classes is not None,
                    nats_is_upper_bound=bool(getattr(model, "log_prob_is_bound", False)),
                    num_test_examples=len(test_examples), epochs_trained=run.trainer.current_epoch,

@@ -6,10 +6,10 @@
 __all__ = ['OPTIMIZERS', 'SCHEDULES', 'COMPILE_MODES', 'ENGINE_OPTIONS', 'image_grid', 'show_image_grid', 'disp',
            'WeightsOnlyCheckpointIO', 'rng_states', 'set_rng_states', 'EpochShuffle', 'DeviceBatches',
            'optimizer_implementation', 'robbins_monro', 'learning_rate_factor', 'ExponentialMovingAverage',
-           'LightningTrainer', 'ModelTrainer', 'DistributionTrainer', 'LayerTrainer', 'PyGenBrixModel']
+           'LightningTrainer', 'with_own_code', 'ModelTrainer', 'DistributionTrainer', 'LayerTrainer', 'PyGenBrixModel']
 
 # %% ../nbs/04_train.ipynb #ae833a83
-import contextlib, functools, io, itertools, math, os, random, warnings
+import contextlib, functools, io, itertools, math, os, random, types, warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -359,12 +359,20 @@ def _evaluation_weights(self):
     with (average.averaged(self) if average is not None else contextlib.nullcontext()): yield
 
 # %% ../nbs/04_train.ipynb #97ff331c
+def with_own_code(function):
+    """A copy of `function` with a code object of its own, so that `torch.compile` gives it a cache of its own.
+    torch keeps one cache per code object, of at most `torch._dynamo.config.recompile_limit` (8) graphs, one for each
+    model, grad mode and input shape met; past that it runs the code uncompiled. Every trainer compiling the same objective
+    method would share one cache, and in a process that trains several models the later ones would train uncompiled."""
+    return types.FunctionType(function.__code__.replace(), function.__globals__, function.__name__, function.__defaults__, function.__closure__)
+
 @_method_of(LightningTrainer, "_objective_values")
 def _objective_values(self, batch) -> dict:
     "The objective's log-prob dict for `batch`, through `torch.compile` with `compile_model`."
     if not self.compile_model: return self.objective(self.model, batch)
     if self._compiled is None:
-        self._compiled = torch.compile(self.objective.__call__, mode=None if self.compile_model is True else self.compile_model)
+        score = types.MethodType(with_own_code(type(self.objective).__call__), self.objective)
+        self._compiled = torch.compile(score, mode=None if self.compile_model is True else self.compile_model)
     # each call is a new step of CUDA graphs' memory pool, so that one step's outputs are not overwritten while in use
     if self.compile_model == "reduce-overhead": torch.compiler.cudagraph_mark_step_begin()
     return self._compiled(self.model, batch)
