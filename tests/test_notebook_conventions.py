@@ -13,7 +13,8 @@ Fast: nothing here runs a notebook. Checked for each notebook in `nbs/`:
 - README.md is what `python docs_tools/make_readme.py` writes from `nbs/index.ipynb`;
 - stored outputs come from the code beside them: no outputs in export, import or test cells (`is_test_cell` says
   what a test cell is), every budget line in an output names the book's budget, `docs`, and no output shows a path
-  of the machine that ran it (a home, work or temporary folder, or the Python installation).
+  of the machine that ran it (a home, work or temporary folder, or the Python installation), and every `show_doc`
+  source link into the notebook's own module reaches the line that defines what it shows.
 """
 import ast, json, re, sys
 from pathlib import Path
@@ -315,3 +316,33 @@ def test_no_machine_paths_in_outputs(notebook):
     compiler notices print them)."""
     found = machine_paths(notebook)
     assert not found, f"{notebook}: stored outputs show paths of the machine that ran them:\n" + "\n".join(found)
+
+
+SOURCE_LINK = re.compile(r"blob/[\w.-]+/(pygenbrix/[\w/]+\.py)#L(\d+)\)[^\n]*\n+#+ ([\w.]+)")
+
+
+def stale_source_links(notebook: str) -> list:
+    """`show_doc` outputs of `notebook` whose [source] link into the notebook's own module does not reach the line that
+    defines the name shown (or the two after it, where a decorator or a long signature comes first), as 'c<index>: ...'.
+    Links into other modules are left out: nbdev resolves a name that two modules define to one of them."""
+    own_file = "pygenbrix/" + module_for(notebook).replace(".", "/") + ".py"
+    lines = (config.config_path / own_file).read_text(encoding="utf-8").splitlines()
+    found = []
+    for index, _, outputs in code_cells(notebook):
+        for output in outputs:
+            markdown = output.get("data", {}).get("text/markdown", "")
+            for match in SOURCE_LINK.finditer("".join(markdown) if isinstance(markdown, list) else markdown):
+                path, line, shown = match.group(1), int(match.group(2)), match.group(3)
+                name = re.escape(shown.split(".")[-1])
+                if path != own_file: continue
+                if not any(re.search(rf"\b(?:def|class)\s+{name}\b|^\s*{name}\s*=", text) for text in lines[line - 1:line + 2]):
+                    found.append(f"c{index}: {shown} links to {path} line {line}: {lines[line - 1].strip()[:60] if line <= len(lines) else 'past the end'!r}")
+    return found
+
+
+@pytest.mark.parametrize("notebook", [n for n in NOTEBOOKS if is_library(n)])
+def test_source_links_reach_their_definitions(notebook):
+    """A `show_doc` output links to the line of the exported module that defines what it shows. After an export cell
+    changes, the notebooks that show names from its module are executed again, so the links follow the code."""
+    found = stale_source_links(notebook)
+    assert not found, f"{notebook}: execute it again; these source links point at lines that have moved:\n" + "\n".join(found)
