@@ -139,12 +139,11 @@ class Reference:
         model.to(self.device).eval()
         torch.manual_seed(0)
         scored = evaluate_nll(model, test_set, batch_size=500)
-        error = scored["nats_standard_error"]
         row = dict(preset=preset_name, model=preset["model"], parameters=sum(p.numel() for p in model.parameters()),
                    batch_size=batch_size, learning_rate=learning_rate, warmup_steps=engine["warmup_steps"], precision=self.args.precision,
                    compiled=compiled, value_checks=False, train_seconds=round(seconds, 1), steps=clock.steps, epochs=round(clock.steps * batch_size / len(train_set), 2),
                    images_per_second=_round(clock.images_per_second(batch_size)), test_images=len(test_set),
-                   nats=round(scored["nats"], 2), nats_standard_error=round(error, 2), bits_per_dim=round(scored["bits_per_dim"], 4),
+                   nats=round(scored["nats"], 2), nats_standard_error=round(scored["nats_standard_error"], 2), bits_per_dim=round(scored["bits_per_dim"], 4),
                    nats_is_upper_bound=bool(getattr(model, "log_prob_is_bound", False)), skipped_updates=run.engine.skipped_updates)
         return model, test_set, row
 
@@ -167,8 +166,7 @@ def importance_weighted(model, test_set, seconds_allowed, smoke, device):
     torch.manual_seed(0)
     started = time.time()
     scored = evaluate_nll(model, test_set, max(1, 20000 // k), objective=ImportanceWeightedObjective(k))
-    error = scored["nats_standard_error"]
-    return k, round(scored["nats"], 2), round(error, 2), round(time.time() - started, 1)
+    return k, round(scored["nats"], 2), round(scored["nats_standard_error"], 2), round(time.time() - started, 1)
 
 
 def compile_pays(speed_results, device:str, smoke:bool) -> dict:

@@ -333,8 +333,8 @@ def stale_source_links(notebook: str) -> list:
             markdown = output.get("data", {}).get("text/markdown", "")
             for match in SOURCE_LINK.finditer("".join(markdown) if isinstance(markdown, list) else markdown):
                 path, line, shown = match.group(1), int(match.group(2)), match.group(3)
-                name = re.escape(shown.split(".")[-1])
                 if path != own_file: continue
+                name = re.escape(shown.split(".")[-1])
                 if not any(re.search(rf"\b(?:def|class)\s+{name}\b|^\s*{name}\s*=", text) for text in lines[line - 1:line + 2]):
                     found.append(f"c{index}: {shown} links to {path} line {line}: {lines[line - 1].strip()[:60] if line <= len(lines) else 'past the end'!r}")
     return found
