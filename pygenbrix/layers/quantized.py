@@ -51,7 +51,10 @@ class IndependentQuantized(Distribution):
         "Bucket values `k/(num_buckets-1)` of shape `sample_shape + batch_shape + event_shape`."
         logits = self.logits.detach() / check_temperature(temperature)
         if torch.Size(sample_shape).numel() == 0: return self.logits.new_zeros(self._extended_shape(sample_shape))  # no draws
-        index = torch.distributions.Categorical(logits=logits, validate_args=False).sample(torch.Size(sample_shape))
+        # Gumbel-max: the argmax of the logits plus Gumbel noise is an exact categorical draw. Unlike torch.multinomial,
+        # which reads its probabilities back to the host to check them, it runs on the device alone (and in a CUDA graph)
+        uniform = torch.rand(torch.Size(sample_shape) + logits.shape, dtype=logits.dtype, device=logits.device)
+        index = (logits - (-uniform.clamp(min=1e-20).log()).log()).argmax(-1)
         return bucket_value(index, self.num_buckets).to(self.logits.dtype)
 
     @property

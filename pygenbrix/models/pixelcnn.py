@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from ..core import (Distribution, Layer, check_event_batch, check_finite, check_images, check_options, check_temperature, check_value_shape,
-                            log_prob_dict, patch_method, shape_str, should_validate)
+                            log_prob_dict, patch_method, shape_str, should_validate, validation)
 from ..layers.bernoulli import IndependentBernoulliLayer
 from ..layers.quantized import IndependentQuantizedLayer
 from ..layers.logistic_mixture import DiscretizedLogisticMixtureLayer
@@ -191,73 +191,121 @@ class GatedPixelCNNNetwork(nn.Module):
         return _GatedIncremental(self, batch_size, image_shape, conditioning_terms)
 
 # %% ../../nbs/models/21_pixelcnn.ipynb #cdd24f3c
-class _ResidualIncremental:
-    "Cached activations of a `ResidualPixelCNNNetwork`: each step computes every layer at one pixel."
+def _windows(height:int, width:int, # the image's pixels, in raster order
+             padded_width:int, # the width of the tensor read, `[..., H', padded_width]` flattened to `[..., H' * padded_width]`
+             rows:int, columns:int, # the window's size
+             row_offset:int=0, column_offset:int=0, device=None) -> torch.Tensor:
+    "For every pixel in raster order, the flat indices of the `rows` × `columns` window starting at (row + `row_offset`, column + `column_offset`): `[H*W, rows*columns]`."
+    pixel_rows = torch.arange(height, device=device).repeat_interleave(width)
+    pixel_columns = torch.arange(width, device=device).repeat(height)
+    start = (pixel_rows + row_offset) * padded_width + pixel_columns + column_offset
+    offsets = (torch.arange(rows, device=device)[:, None] * padded_width + torch.arange(columns, device=device)).flatten()
+    return start[:, None] + offsets
+
+class _Incremental:
+    "What both networks' caches share: the padded image the sampler writes, and the current pixel `position`, a tensor on the device."
+    def __init__(self, batch_size, image_shape, pad:int, parameter):
+        channels, height, width = image_shape
+        self.padded_image = parameter.new_zeros(batch_size, channels, height + pad, width + 2 * pad)
+        self.image = self.padded_image[:, :, pad:, pad:pad + width]  # the sampler's images, [B, C, H, W]
+        self.flat_image = self.padded_image.flatten(2)
+        self.pixel_at = _windows(height, width, width + 2 * pad, 1, 1, pad, pad, parameter.device)
+        self.position = torch.zeros(1, dtype=torch.long, device=parameter.device)  # raster index of the current pixel
+
+    def _at(self, table): return table.index_select(0, self.position).view(-1)
+    def read(self, values:torch.Tensor) -> torch.Tensor:
+        "The current pixel of `values` `[B, n, H*W]` (e.g. a known mask): `[B, n]`."
+        return values.index_select(2, self.position)[..., 0]
+    def pixel(self, channels:slice) -> torch.Tensor:
+        "The image's `channels` at the current pixel, `[B, len(channels)]`."
+        return self.flat_image[:, channels].index_select(2, self._at(self.pixel_at))[..., 0]
+    def write(self, channels:slice, values:torch.Tensor):
+        "Set the image's `channels` at the current pixel to `values` `[B, len(channels)]`."
+        self.flat_image[:, channels].index_copy_(2, self._at(self.pixel_at), values[..., None].to(self.flat_image.dtype))
+    def advance(self):
+        "Move to the next pixel in raster order."
+        self.position.add_(1)
+    def start_row(self): pass
+
+class _ResidualIncremental(_Incremental):
+    "Cached activations of a `ResidualPixelCNNNetwork`: each step computes every layer at the pixel `position`."
     def __init__(self, network, batch_size, image_shape, conditioning_terms):
         channels, height, width = image_shape
         parameter = network.first.weight
-        self.first_pad, self.block_pads = network.first.kernel_size[0] // 2, [b.kernel_size[0] // 2 for b in network.blocks]
-        p = self.first_pad
-        self.padded_image = parameter.new_zeros(batch_size, channels, height + p, width + 2 * p)
-        self.image = self.padded_image[:, :, p:, p:p + width]  # the sampler writes the pixels here
-        self.relu_caches = [parameter.new_zeros(batch_size, network.first.out_channels, height + q, width + 2 * q) for q in self.block_pads]
+        pad, self.block_pads = network.first.kernel_size[0] // 2, [b.kernel_size[0] // 2 for b in network.blocks]
+        super().__init__(batch_size, image_shape, pad, parameter)
+        device = parameter.device
+        self.first_window = _windows(height, width, width + 2 * pad, pad + 1, 2 * pad + 1, device=device)
+        # each block's input relu(h), padded for its kernel and flattened: `[B, channels, (H+q)*(W+2q)]`
+        self.relu_caches = [parameter.new_zeros(batch_size, network.first.out_channels, (height + q) * (width + 2 * q)) for q in self.block_pads]
+        self.cache_windows = [_windows(height, width, width + 2 * q, q + 1, 2 * q + 1, device=device) for q in self.block_pads]
+        self.cache_at = [_windows(height, width, width + 2 * q, 1, 1, q, q, device) for q in self.block_pads]
         self.first_matrix, self.block_matrices = network.first.top_rows(), [block.top_rows() for block in network.blocks]
-        self.head, self.terms = network.head.matrices(), conditioning_terms
+        self.head = network.head.matrices()
+        self.terms = None if conditioning_terms is None else [term.flatten(2) for term in conditioning_terms]
 
-    def pixel_params(self, row:int, column:int) -> torch.Tensor:
-        "The output parameters `[B, P]` at (`row`, `column`), from the pixels before it in `image`."
-        p, batch = self.first_pad, self.padded_image.shape[0]
-        h = F.linear(self.padded_image[:, :, row:row + p + 1, column:column + 2 * p + 1].reshape(batch, -1), *self.first_matrix)
-        if self.terms is not None: h = h + self.terms[0][:, :, row, column]
-        for index, (cache, q, matrix) in enumerate(zip(self.relu_caches, self.block_pads, self.block_matrices)):
-            cache[:, :, row + q, column + q] = F.relu(h)
-            h = h + F.linear(cache[:, :, row:row + q + 1, column:column + 2 * q + 1].reshape(batch, -1), *matrix)
-            if self.terms is not None: h = h + self.terms[index + 1][:, :, row, column]
+    def pixel_params(self) -> torch.Tensor:
+        "The output parameters `[B, P]` at the current pixel, from the pixels before it in `image`."
+        h = F.linear(self.flat_image.index_select(2, self._at(self.first_window)).flatten(1), *self.first_matrix)
+        if self.terms is not None: h = h + self.read(self.terms[0])
+        for index, (cache, matrix) in enumerate(zip(self.relu_caches, self.block_matrices)):
+            cache.index_copy_(2, self._at(self.cache_at[index]), F.relu(h)[..., None])
+            h = h + F.linear(cache.index_select(2, self._at(self.cache_windows[index])).flatten(1), *matrix)
+            if self.terms is not None: h = h + self.read(self.terms[index + 1])
         return _apply_head(self.head, h)
 
 # %% ../../nbs/models/21_pixelcnn.ipynb #db9d75ee
-class _GatedIncremental:
-    "Cached activations of a `GatedPixelCNNNetwork`: the vertical stack a row at a time, the horizontal stack a pixel at a time."
+class _GatedIncremental(_Incremental):
+    "Cached activations of a `GatedPixelCNNNetwork`: the vertical stack a row at a time (`start_row`), the horizontal stack a pixel at a time."
     def __init__(self, network, batch_size, image_shape, conditioning_terms):
         channels, height, width = image_shape
         parameter = network.head.out.weight
         self.pads = [conv.kernel_size[1] // 2 for conv in network.vertical]
-        p, hidden = self.pads[0], network.horizontal_out[0].out_channels
-        self.padded_image = parameter.new_zeros(batch_size, channels, height + p, width + 2 * p)
-        self.image = self.padded_image[:, :, p:, p:p + width]
-        # the inputs of every layer, padded for its kernel (layer 0 reads the image)
+        pad, hidden, device = self.pads[0], network.horizontal_out[0].out_channels, parameter.device
+        super().__init__(batch_size, image_shape, pad, parameter)
+        self.width = width
+        # the vertical stack's inputs, padded for each layer's kernel (layer 0 reads the image)
         self.vertical_caches = [self.padded_image] + [parameter.new_zeros(batch_size, hidden, height + q, width + 2 * q) for q in self.pads[1:]]
-        self.horizontal_caches = [self.padded_image] + [parameter.new_zeros(batch_size, hidden, height, width + q) for q in self.pads[1:]]
+        self.row_of = torch.arange(height, device=device).repeat_interleave(width)  # the row of each pixel in raster order
+        self.vertical_rows = [self.row_of[:, None] + torch.arange(q + 1, device=device) for q in self.pads]  # the rows layer i reads
+        self.vertical_at = [self.row_of + q for q in self.pads]  # the row of layer i's input that layer i - 1 writes
+        self.vertical_features = [parameter.new_zeros(batch_size, conv.out_channels, width) for conv in network.vertical]
+        # the horizontal stack's inputs, flattened `[B, hidden, H*(W+q)]`, left-padded for each layer's kernel
+        self.horizontal_caches = [None] + [parameter.new_zeros(batch_size, hidden, height * (width + q)) for q in self.pads[1:]]
+        self.horizontal_windows = ([_windows(height, width, width + 2 * pad, 1, pad + 1, pad, 0, device)]
+                                   + [_windows(height, width, width + q, 1, q + 1, device=device) for q in self.pads[1:]])
+        self.horizontal_at = [None] + [_windows(height, width, width + q, 1, 1, 0, q, device) for q in self.pads[1:]]
+        self.column_of = torch.arange(width, device=device).repeat(height)
         self.vertical_kernels = [(conv.masked_weight()[:, :, :q + 1], conv.bias) for conv, q in zip(network.vertical, self.pads)]
         self.horizontal_matrices = [(conv.masked_weight()[:, :, 0, :q + 1].flatten(1), conv.bias) for conv, q in zip(network.horizontal, self.pads)]
         self.vertical_to_horizontal = [(conv.weight.flatten(1), conv.bias) for conv in network.vertical_to_horizontal]
         self.horizontal_out = [(conv.masked_weight().flatten(1), conv.bias) for conv in network.horizontal_out]
-        self.head, self.terms, self.width = network.head.matrices(), conditioning_terms, width
-        self.row, self.vertical_features = None, [None] * len(self.pads)
+        self.head = network.head.matrices()
+        self.terms = conditioning_terms  # `[B, n, H, W]`, read a row at a time
 
-    def _start_row(self, row):
-        for index, (q, (weight, bias)) in enumerate(zip(self.pads, self.vertical_kernels)):
-            features = F.conv2d(self.vertical_caches[index][:, :, row:row + q + 1], weight, bias)[:, :, 0]  # [B, 2*channels, W]
-            if self.terms is not None: features = features + self.terms[index][:, :, row]
-            self.vertical_features[index] = features
+    def start_row(self):
+        "Compute the vertical stack for the whole row of the current pixel, which must be the row's first."
+        row = self._at(self.row_of)
+        for index, (weight, bias) in enumerate(self.vertical_kernels):
+            features = F.conv2d(self.vertical_caches[index].index_select(2, self._at(self.vertical_rows[index])), weight, bias)[:, :, 0]
+            if self.terms is not None: features = features + self.terms[index].index_select(2, row)[:, :, 0]
+            self.vertical_features[index].copy_(features)
             if index + 1 < len(self.pads):
-                q_next = self.pads[index + 1]
-                self.vertical_caches[index + 1][:, :, row + q_next, q_next:q_next + self.width] = _gate(features)
-        self.row = row
+                q = self.pads[index + 1]
+                self.vertical_caches[index + 1][:, :, :, q:q + self.width].index_copy_(2, self._at(self.vertical_at[index + 1]), _gate(features)[:, :, None])
 
-    def pixel_params(self, row:int, column:int) -> torch.Tensor:
-        "The output parameters `[B, P]` at (`row`, `column`), from the pixels before it in `image`."
-        if row != self.row: self._start_row(row)
-        batch, p = self.padded_image.shape[0], self.pads[0]
-        for index, q in enumerate(self.pads):
-            patch = (self.padded_image[:, :, row + p, column:column + p + 1] if index == 0
-                     else self.horizontal_caches[index][:, :, row, column:column + q + 1])
-            features = (F.linear(patch.reshape(batch, -1), *self.horizontal_matrices[index])
-                        + F.linear(self.vertical_features[index][:, :, column], *self.vertical_to_horizontal[index]))
+    def pixel_params(self) -> torch.Tensor:
+        "The output parameters `[B, P]` at the current pixel, from the pixels before it in `image` (after `start_row` for its row)."
+        column = self._at(self.column_of)
+        for index in range(len(self.pads)):
+            source = self.flat_image if index == 0 else self.horizontal_caches[index]
+            patch = source.index_select(2, self._at(self.horizontal_windows[index])).flatten(1)
+            features = (F.linear(patch, *self.horizontal_matrices[index])
+                        + F.linear(self.vertical_features[index].index_select(2, column)[..., 0], *self.vertical_to_horizontal[index]))
             update = F.linear(_gate(features), *self.horizontal_out[index])
             horizontal = update if index == 0 else horizontal + update
             if index + 1 < len(self.pads):
-                self.horizontal_caches[index + 1][:, :, row, column + self.pads[index + 1]] = horizontal
+                self.horizontal_caches[index + 1].index_copy_(2, self._at(self.horizontal_at[index + 1]), horizontal[..., None])
         return _apply_head(self.head, horizontal)
 
 # %% ../../nbs/models/21_pixelcnn.ipynb #b941b812
@@ -268,6 +316,30 @@ def _channel_steps(params_image_channel, channels:int) -> list:
     return [slice(bounds[i], bounds[i + 1]) for i in range(len(groups))]
 
 # %% ../../nbs/models/21_pixelcnn.ipynb #a96cb33d
+class _StepRunner:
+    "Runs the steps of a generation loop. On a CUDA device each distinct step is captured once as a CUDA graph and replayed after."
+    def __init__(self, device:torch.device):
+        self.capture, self.graphs, self.seen = device.type == "cuda", {}, set()
+
+    def __call__(self, key, step):
+        "Run `step()`, a function of device tensors only (no host reads, the same kernels each time it runs under `key`)."
+        if not self.capture: return step()
+        graph = self.graphs.get(key)
+        if graph is None:
+            if key not in self.seen:  # the first run is eager: it does its step's work and initialises what a capture cannot
+                self.seen.add(key)
+                return step()
+            graph = self.graphs[key] = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph): step()  # recorded, not run: the replay below runs it
+        graph.replay()
+
+def _check_finite_parameters(network:nn.Module):
+    "One host read: raise a `ValueError` naming the parameters of `network` that hold NaN or infinite values."
+    finite = torch.stack([torch.isfinite(parameter).all() for parameter in network.parameters()])
+    if not bool(finite.all()):
+        names = [name for (name, _), ok in zip(network.named_parameters(), finite.tolist()) if not ok]
+        raise ValueError(f"the PixelCNN's parameters must be finite to sample; got NaN or infinite values in {', '.join(names)}")
+
 @torch.inference_mode()
 def _generate(distribution, copies:int, temperature, method:str, given=None, known=None) -> torch.Tensor:
     "Fill `copies` images per batch element in generation order; `temperature=None` takes each conditional's mode."
@@ -278,32 +350,59 @@ def _generate(distribution, copies:int, temperature, method:str, given=None, kno
     on_cpu = next(distribution.network.parameters()).device.type == "cpu"
     # the fast sampler's products are tiny: on a CPU, synchronising threads for each costs more than it saves
     if method == "fast" and on_cpu and count <= 256: torch.set_num_threads(1)
-    try: return _fill(distribution, copies, temperature, method, given, known)
+    try: return (_fill_fast if method == "fast" else _fill_naive)(distribution, copies, temperature, given, known)
     finally: torch.set_num_threads(threads)
 
-def _fill(distribution, copies, temperature, method, given, known):
+def _drawn_steps(all_known, steps, row:int, column:int) -> tuple:
+    "For each channel step at a pixel, whether it draws: False where every image knows all its channels."
+    return tuple(all_known is None or not all(all_known[c][row][column] for c in range(step.start, step.stop)) for step in steps)
+
+def _draw(distribution, params, step:slice, temperature) -> torch.Tensor:
+    "The values `[B, len(step)]` of the channels `step` drawn from the pixel distribution of `params` `[B, P, 1, 1]`."
+    pixel = distribution.output_layer(params)
+    return (pixel.mode if temperature is None else pixel.sample(temperature=temperature))[:, step, 0, 0]
+
+def _fill_naive(distribution, copies, temperature, given, known):
     channels, height, width = distribution.event_shape
     network, terms = distribution.network, distribution._terms(copies)
-    count = copies * distribution.batch_shape[0]
-    if method == "fast":
-        incremental = network.incremental(count, distribution.event_shape, terms)
-        images = incremental.image
-    else: images = next(network.parameters()).new_zeros(count, channels, height, width)
+    images = next(network.parameters()).new_zeros(copies * distribution.batch_shape[0], channels, height, width)
     if given is not None: images.copy_(given)
     all_known = None if known is None else known.all(0).tolist()
     for row in range(height):
         for column in range(width):
-            for step in distribution.steps:
-                skip = all_known is not None and all(all_known[c][row][column] for c in range(step.start, step.stop))
-                if method == "fast": params = incremental.pixel_params(row, column)[:, :, None, None]  # caches need every step
-                elif skip: continue
-                else: params = network(images, terms)[:, :, row:row + 1, column:column + 1]
-                if skip: continue
-                pixel = distribution.output_layer(params)
-                drawn = (pixel.mode if temperature is None else pixel.sample(temperature=temperature))[:, step, 0, 0]
+            for step, draws in zip(distribution.steps, _drawn_steps(all_known, distribution.steps, row, column)):
+                if not draws: continue  # no network pass for a step every image knows
+                drawn = _draw(distribution, network(images, terms)[:, :, row:row + 1, column:column + 1], step, temperature)
                 if known is not None: drawn = torch.where(known[:, step, row, column], images[:, step, row, column], drawn)
                 images[:, step, row, column] = drawn
     return images
+
+def _fill_fast(distribution, copies, temperature, given, known):
+    _, height, width = distribution.event_shape
+    network = distribution.network
+    if should_validate(): _check_finite_parameters(network)  # the steps below cannot stop to check
+    incremental = network.incremental(copies * distribution.batch_shape[0], distribution.event_shape, distribution._terms(copies))
+    if given is not None: incremental.image.copy_(given)
+    known_pixels = None if known is None else known.flatten(2)
+    all_known = None if known is None else known.all(0).tolist()
+
+    def pixel_step(draws:tuple):
+        for step, draw in zip(distribution.steps, draws):
+            params = incremental.pixel_params()[:, :, None, None]  # the caches need every step, drawn or not
+            if not draw: continue
+            drawn = _draw(distribution, params, step, temperature)
+            if known is not None: drawn = torch.where(incremental.read(known_pixels[:, step]), incremental.pixel(step), drawn)
+            incremental.write(step, drawn)
+        incremental.advance()
+
+    run = _StepRunner(incremental.position.device)
+    with validation(False):  # a step reads nothing back to the host, so that a CUDA graph can replay it
+        for row in range(height):
+            run("start_row", incremental.start_row)
+            for column in range(width):
+                draws = _drawn_steps(all_known, distribution.steps, row, column)
+                run(draws, lambda: pixel_step(draws))
+    return incremental.image
 
 # %% ../../nbs/models/21_pixelcnn.ipynb #99fba8e5
 class PixelCNNBatchDistribution(Distribution):
