@@ -5,10 +5,12 @@
 # %% auto #0
 __all__ = ['SYNCING_OPERATIONS', 'log_prob_dict', 'shape_str', 'check_value_shape', 'check_event_batch', 'check_finite',
            'check_support', 'check_temperature', 'check_options', 'check_integer', 'Distribution', 'should_validate',
-           'validation', 'check_images', 'pixel_unshuffle', 'device_syncs', 'sum_event', 'sample_from', 'Layer',
-           'split_channel_params', 'PyGenBrixModel', 'NoTractableModeError', 'WithoutTractableMode', 'patch_method']
+           'validation', 'check_images', 'pixel_unshuffle', 'device_syncs', 'GraphReplayer', 'check_finite_parameters',
+           'sum_event', 'sample_from', 'Layer', 'split_channel_params', 'PyGenBrixModel', 'NoTractableModeError',
+           'WithoutTractableMode', 'patch_method']
 
 # %% ../nbs/00_core.ipynb #768f250a
+from collections import Counter, OrderedDict
 from collections.abc import Mapping
 from contextlib import contextmanager
 import math
@@ -204,6 +206,50 @@ def device_syncs(function, *args, **kwargs) -> list:
     "Call `function(*args, **kwargs)`; return the names of the operations in it that wait for the device on a GPU, in order."
     with _SyncRecorder() as recorder: function(*args, **kwargs)
     return recorder.syncs
+
+# %% ../nbs/00_core.ipynb #a3517484
+class GraphReplayer:
+    "Runs `function(*inputs)` by key: eagerly the first time, then, on a CUDA device, as a CUDA graph captured on the second run and replayed."
+    def __init__(self, device, # where the functions run: CUDA graphs on a CUDA device, plain calls elsewhere
+                 max_graphs:int=None): # keep at most this many graphs, dropping the least recently used; None: all
+        self.capture, self.max_graphs = torch.device(device).type == "cuda", max_graphs
+        self.graphs, self.runs = OrderedDict(), Counter()
+
+    def __call__(self, key, # what identifies the work: every run with this key must launch the same kernels on the same shapes
+                 function, *inputs):
+        "`function(*inputs)`; once captured, its outputs are static tensors that the next replay of `key` overwrites."
+        if not self.capture or self._capturing(): return function(*inputs)
+        entry = self.graphs.get(key)
+        if entry is None:
+            self.runs[key] += 1
+            if self.runs[key] == 1: return function(*inputs)  # eager: initialises what a capture cannot
+            entry = self.graphs[key] = self._record(function, inputs)
+            if self.max_graphs is not None and len(self.graphs) > self.max_graphs:
+                dropped, _ = self.graphs.popitem(last=False)
+                del self.runs[dropped]  # its next run is eager again
+        else: self.graphs.move_to_end(key)
+        replay, static_inputs, outputs = entry
+        for static, value in zip(static_inputs, inputs): static.copy_(value)
+        replay()
+        return outputs
+
+    def _capturing(self) -> bool: return torch.cuda.is_current_stream_capturing()
+
+    def _record(self, function, inputs) -> tuple:
+        "Capture `function` on static copies of `inputs` (recorded, not run): `(replay, static inputs, static outputs)`."
+        static_inputs = [value.clone() for value in inputs]
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph): outputs = function(*static_inputs)
+        return graph.replay, static_inputs, outputs
+
+def check_finite_parameters(module:nn.Module, name:str):
+    "One read back to the host: raise a `ValueError` naming the parameters of `module` that hold NaN or infinite values."
+    parameters = list(module.named_parameters())
+    if not parameters: return
+    finite = torch.stack([torch.isfinite(parameter).all() for _, parameter in parameters])
+    if not bool(finite.all()):
+        bad = [key for (key, _), ok in zip(parameters, finite.tolist()) if not ok]
+        raise ValueError(f"{name}'s parameters must be finite; got NaN or infinite values in {', '.join(bad)}")
 
 # %% ../nbs/00_core.ipynb #27391bc8
 def sum_event(elementwise, event_shape) -> torch.Tensor:

@@ -10,10 +10,11 @@ __all__ = ['PixelCNNDistribution', 'PixelCNNBernoulliDistribution', 'PixelCNNQua
            'pixel_layer', 'default_model']
 
 # %% ../../nbs/models/21_pixelcnn.ipynb #1826aadf
+import itertools
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from ..core import (Distribution, Layer, check_event_batch, check_finite, check_images, check_options, check_temperature, check_value_shape,
+from ..core import (Distribution, GraphReplayer, Layer, check_finite_parameters, check_event_batch, check_finite, check_images, check_options, check_temperature, check_value_shape,
                             log_prob_dict, patch_method, shape_str, should_validate, validation)
 from ..layers.bernoulli import IndependentBernoulliLayer
 from ..layers.quantized import IndependentQuantizedLayer
@@ -213,6 +214,15 @@ class _Incremental:
         self.position = torch.zeros(1, dtype=torch.long, device=parameter.device)  # raster index of the current pixel
 
     def _at(self, table): return table.index_select(0, self.position).view(-1)
+    def _index_tables(self, tables:dict):
+        "Keep the index tables `[H*W, k]` side by side in one tensor, so that one `index_select` finds all of a pixel's indices."
+        self.table = torch.cat(list(tables.values()), 1)
+        bounds = [0, *itertools.accumulate(table.shape[1] for table in tables.values())]
+        self.slices = {name: slice(bounds[i], bounds[i + 1]) for i, name in enumerate(tables)}
+    def _indices(self) -> dict:
+        "Every index table's row at the current pixel, found by one kernel."
+        row = self._at(self.table)
+        return {name: row[part] for name, part in self.slices.items()}
     def read(self, values:torch.Tensor) -> torch.Tensor:
         "The current pixel of `values` `[B, n, H*W]` (e.g. a known mask): `[B, n]`."
         return values.index_select(2, self.position)[..., 0]
@@ -225,6 +235,7 @@ class _Incremental:
     def advance(self):
         "Move to the next pixel in raster order."
         self.position.add_(1)
+    row_steps = False  # whether `start_row` has work to do at the start of each row
     def start_row(self): pass
 
 class _ResidualIncremental(_Incremental):
@@ -235,22 +246,24 @@ class _ResidualIncremental(_Incremental):
         pad, self.block_pads = network.first.kernel_size[0] // 2, [b.kernel_size[0] // 2 for b in network.blocks]
         super().__init__(batch_size, image_shape, pad, parameter)
         device = parameter.device
-        self.first_window = _windows(height, width, width + 2 * pad, pad + 1, 2 * pad + 1, device=device)
         # each block's input relu(h), padded for its kernel and flattened: `[B, channels, (H+q)*(W+2q)]`
         self.relu_caches = [parameter.new_zeros(batch_size, network.first.out_channels, (height + q) * (width + 2 * q)) for q in self.block_pads]
-        self.cache_windows = [_windows(height, width, width + 2 * q, q + 1, 2 * q + 1, device=device) for q in self.block_pads]
-        self.cache_at = [_windows(height, width, width + 2 * q, 1, 1, q, q, device) for q in self.block_pads]
+        self._index_tables({"first": _windows(height, width, width + 2 * pad, pad + 1, 2 * pad + 1, device=device),
+                            **{f"cache_at{i}": _windows(height, width, width + 2 * q, 1, 1, q, q, device) for i, q in enumerate(self.block_pads)},
+                            **{f"cache_window{i}": _windows(height, width, width + 2 * q, q + 1, 2 * q + 1, device=device)
+                               for i, q in enumerate(self.block_pads)}})
         self.first_matrix, self.block_matrices = network.first.top_rows(), [block.top_rows() for block in network.blocks]
         self.head = network.head.matrices()
         self.terms = None if conditioning_terms is None else [term.flatten(2) for term in conditioning_terms]
 
     def pixel_params(self) -> torch.Tensor:
         "The output parameters `[B, P]` at the current pixel, from the pixels before it in `image`."
-        h = F.linear(self.flat_image.index_select(2, self._at(self.first_window)).flatten(1), *self.first_matrix)
+        at = self._indices()
+        h = F.linear(self.flat_image.index_select(2, at["first"]).flatten(1), *self.first_matrix)
         if self.terms is not None: h = h + self.read(self.terms[0])
         for index, (cache, matrix) in enumerate(zip(self.relu_caches, self.block_matrices)):
-            cache.index_copy_(2, self._at(self.cache_at[index]), F.relu(h)[..., None])
-            h = h + F.linear(cache.index_select(2, self._at(self.cache_windows[index])).flatten(1), *matrix)
+            cache.index_copy_(2, at[f"cache_at{index}"], F.relu(h)[..., None])
+            h = h + F.linear(cache.index_select(2, at[f"cache_window{index}"]).flatten(1), *matrix)
             if self.terms is not None: h = h + self.read(self.terms[index + 1])
         return _apply_head(self.head, h)
 
@@ -266,16 +279,16 @@ class _GatedIncremental(_Incremental):
         self.width = width
         # the vertical stack's inputs, padded for each layer's kernel (layer 0 reads the image)
         self.vertical_caches = [self.padded_image] + [parameter.new_zeros(batch_size, hidden, height + q, width + 2 * q) for q in self.pads[1:]]
-        self.row_of = torch.arange(height, device=device).repeat_interleave(width)  # the row of each pixel in raster order
-        self.vertical_rows = [self.row_of[:, None] + torch.arange(q + 1, device=device) for q in self.pads]  # the rows layer i reads
-        self.vertical_at = [self.row_of + q for q in self.pads]  # the row of layer i's input that layer i - 1 writes
         self.vertical_features = [parameter.new_zeros(batch_size, conv.out_channels, width) for conv in network.vertical]
         # the horizontal stack's inputs, flattened `[B, hidden, H*(W+q)]`, left-padded for each layer's kernel
         self.horizontal_caches = [None] + [parameter.new_zeros(batch_size, hidden, height * (width + q)) for q in self.pads[1:]]
-        self.horizontal_windows = ([_windows(height, width, width + 2 * pad, 1, pad + 1, pad, 0, device)]
-                                   + [_windows(height, width, width + q, 1, q + 1, device=device) for q in self.pads[1:]])
-        self.horizontal_at = [None] + [_windows(height, width, width + q, 1, 1, 0, q, device) for q in self.pads[1:]]
-        self.column_of = torch.arange(width, device=device).repeat(height)
+        row_of = torch.arange(height, device=device).repeat_interleave(width)[:, None]  # the row of each pixel in raster order
+        self._index_tables({"row": row_of, "column": torch.arange(width, device=device).repeat(height)[:, None],
+                            **{f"vertical_rows{i}": row_of + torch.arange(q + 1, device=device) for i, q in enumerate(self.pads)},  # the rows layer i reads
+                            **{f"vertical_at{i}": row_of + q for i, q in enumerate(self.pads)},  # the row of layer i's input that layer i - 1 writes
+                            "horizontal_window0": _windows(height, width, width + 2 * pad, 1, pad + 1, pad, 0, device),
+                            **{f"horizontal_window{i}": _windows(height, width, width + q, 1, q + 1, device=device) for i, q in enumerate(self.pads) if i},
+                            **{f"horizontal_at{i}": _windows(height, width, width + q, 1, 1, 0, q, device) for i, q in enumerate(self.pads) if i}})
         self.vertical_kernels = [(conv.masked_weight()[:, :, :q + 1], conv.bias) for conv, q in zip(network.vertical, self.pads)]
         self.horizontal_matrices = [(conv.masked_weight()[:, :, 0, :q + 1].flatten(1), conv.bias) for conv, q in zip(network.horizontal, self.pads)]
         self.vertical_to_horizontal = [(conv.weight.flatten(1), conv.bias) for conv in network.vertical_to_horizontal]
@@ -283,29 +296,30 @@ class _GatedIncremental(_Incremental):
         self.head = network.head.matrices()
         self.terms = conditioning_terms  # `[B, n, H, W]`, read a row at a time
 
+    row_steps = True
     def start_row(self):
         "Compute the vertical stack for the whole row of the current pixel, which must be the row's first."
-        row = self._at(self.row_of)
+        at = self._indices()
         for index, (weight, bias) in enumerate(self.vertical_kernels):
-            features = F.conv2d(self.vertical_caches[index].index_select(2, self._at(self.vertical_rows[index])), weight, bias)[:, :, 0]
-            if self.terms is not None: features = features + self.terms[index].index_select(2, row)[:, :, 0]
+            features = F.conv2d(self.vertical_caches[index].index_select(2, at[f"vertical_rows{index}"]), weight, bias)[:, :, 0]
+            if self.terms is not None: features = features + self.terms[index].index_select(2, at["row"])[:, :, 0]
             self.vertical_features[index].copy_(features)
             if index + 1 < len(self.pads):
                 q = self.pads[index + 1]
-                self.vertical_caches[index + 1][:, :, :, q:q + self.width].index_copy_(2, self._at(self.vertical_at[index + 1]), _gate(features)[:, :, None])
+                self.vertical_caches[index + 1][:, :, :, q:q + self.width].index_copy_(2, at[f"vertical_at{index + 1}"], _gate(features)[:, :, None])
 
     def pixel_params(self) -> torch.Tensor:
         "The output parameters `[B, P]` at the current pixel, from the pixels before it in `image` (after `start_row` for its row)."
-        column = self._at(self.column_of)
+        at = self._indices()
         for index in range(len(self.pads)):
             source = self.flat_image if index == 0 else self.horizontal_caches[index]
-            patch = source.index_select(2, self._at(self.horizontal_windows[index])).flatten(1)
+            patch = source.index_select(2, at[f"horizontal_window{index}"]).flatten(1)
             features = (F.linear(patch, *self.horizontal_matrices[index])
-                        + F.linear(self.vertical_features[index].index_select(2, column)[..., 0], *self.vertical_to_horizontal[index]))
+                        + F.linear(self.vertical_features[index].index_select(2, at["column"])[..., 0], *self.vertical_to_horizontal[index]))
             update = F.linear(_gate(features), *self.horizontal_out[index])
             horizontal = update if index == 0 else horizontal + update
             if index + 1 < len(self.pads):
-                self.horizontal_caches[index + 1].index_copy_(2, self._at(self.horizontal_at[index + 1]), horizontal[..., None])
+                self.horizontal_caches[index + 1].index_copy_(2, at[f"horizontal_at{index + 1}"], horizontal[..., None])
         return _apply_head(self.head, horizontal)
 
 # %% ../../nbs/models/21_pixelcnn.ipynb #b941b812
@@ -316,30 +330,6 @@ def _channel_steps(params_image_channel, channels:int) -> list:
     return [slice(bounds[i], bounds[i + 1]) for i in range(len(groups))]
 
 # %% ../../nbs/models/21_pixelcnn.ipynb #a96cb33d
-class _StepRunner:
-    "Runs the steps of a generation loop. On a CUDA device each distinct step is captured once as a CUDA graph and replayed after."
-    def __init__(self, device:torch.device):
-        self.capture, self.graphs, self.seen = device.type == "cuda", {}, set()
-
-    def __call__(self, key, step):
-        "Run `step()`, a function of device tensors only (no host reads, the same kernels each time it runs under `key`)."
-        if not self.capture: return step()
-        graph = self.graphs.get(key)
-        if graph is None:
-            if key not in self.seen:  # the first run is eager: it does its step's work and initialises what a capture cannot
-                self.seen.add(key)
-                return step()
-            graph = self.graphs[key] = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph): step()  # recorded, not run: the replay below runs it
-        graph.replay()
-
-def _check_finite_parameters(network:nn.Module):
-    "One host read: raise a `ValueError` naming the parameters of `network` that hold NaN or infinite values."
-    finite = torch.stack([torch.isfinite(parameter).all() for parameter in network.parameters()])
-    if not bool(finite.all()):
-        names = [name for (name, _), ok in zip(network.named_parameters(), finite.tolist()) if not ok]
-        raise ValueError(f"the PixelCNN's parameters must be finite to sample; got NaN or infinite values in {', '.join(names)}")
-
 @torch.inference_mode()
 def _generate(distribution, copies:int, temperature, method:str, given=None, known=None) -> torch.Tensor:
     "Fill `copies` images per batch element in generation order; `temperature=None` takes each conditional's mode."
@@ -380,7 +370,7 @@ def _fill_naive(distribution, copies, temperature, given, known):
 def _fill_fast(distribution, copies, temperature, given, known):
     _, height, width = distribution.event_shape
     network = distribution.network
-    if should_validate(): _check_finite_parameters(network)  # the steps below cannot stop to check
+    if should_validate(): check_finite_parameters(network, "the PixelCNN")  # the steps below cannot stop to check
     incremental = network.incremental(copies * distribution.batch_shape[0], distribution.event_shape, distribution._terms(copies))
     if given is not None: incremental.image.copy_(given)
     known_pixels = None if known is None else known.flatten(2)
@@ -395,10 +385,10 @@ def _fill_fast(distribution, copies, temperature, given, known):
             incremental.write(step, drawn)
         incremental.advance()
 
-    run = _StepRunner(incremental.position.device)
+    run = GraphReplayer(incremental.position.device)
     with validation(False):  # a step reads nothing back to the host, so that a CUDA graph can replay it
         for row in range(height):
-            run("start_row", incremental.start_row)
+            if incremental.row_steps: run("start_row", incremental.start_row)
             for column in range(width):
                 draws = _drawn_steps(all_known, distribution.steps, row, column)
                 run(draws, lambda: pixel_step(draws))
