@@ -40,6 +40,8 @@ def test_smoke_table_has_every_preset_and_cell(smoke):
         assert (row["batch_size"], row["gpu_batch_size"]) == (4, 8)
         # value checks are off: no operator of the forward or backward pass reads a value back to the host
         assert row["host_reads_forward_backward"] == 0, row
+        # nor does drawing samples, which on CUDA lets the samplers run as CUDA graphs
+        assert row["sample_16_host_reads"] == 0 and row["sample_16_operators"] > 0, row
         assert row["ops_per_step"] == row["ops_forward"] + row["ops_backward"] + row["ops_optimizer_foreach"] > 0
         assert row["ops_optimizer_for_loop"] > row["ops_optimizer_foreach"] > row["ops_optimizer_fused"] > 0, row
         assert 0 < row["parameter_tensors"] <= row["parameters"]
