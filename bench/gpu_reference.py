@@ -73,8 +73,11 @@ class StepClock(pl.Callback):
         return (self.steps - self.warmup) * batch_size / (self.end - self.start) if self.start and self.steps > self.warmup else None
 
 
-def synchronized_seconds(function, device, repeats:int=3) -> float:
-    "The median wall time of `function()`, the GPU's queue drained before and after."
+def synchronized_seconds(function, device, repeats:int=3, warmups:int=1) -> float:
+    """The median wall time of `function()` after `warmups` untimed calls, the GPU's queue drained before and after.
+    A sampler's first call with a shape runs eagerly and its second captures a CUDA graph (`GraphReplayer`): with one
+    warm-up, the median of three timed calls is a replay."""
+    for _ in range(warmups): function()
     times = []
     for _ in range(repeats):
         if device.type == "cuda": torch.cuda.synchronize()
@@ -159,7 +162,7 @@ def importance_weighted(model, test_set, seconds_allowed, smoke, device):
     "`(k, nats, standard error, seconds)`: the importance-weighted bound of the whole test set with the most samples k (at most 5000) that fit in `seconds_allowed`."
     probe = torch.utils.data.Subset(test_set, range(min(50, len(test_set))))
     probe_k = 5 if smoke else 100
-    probe_seconds = synchronized_seconds(lambda: evaluate_nll(model, probe, batch_size=50, objective=ImportanceWeightedObjective(probe_k)), device, 1)
+    probe_seconds = synchronized_seconds(lambda: evaluate_nll(model, probe, batch_size=50, objective=ImportanceWeightedObjective(probe_k)), device, 1, warmups=0)
     per_sample_image = probe_seconds / (len(probe) * probe_k)
     k = 5 if smoke else int(min(5000, seconds_allowed / (per_sample_image * len(test_set))))
     k = max(1, int(10 ** math.floor(math.log10(k)) * math.floor(k / 10 ** math.floor(math.log10(k)))))  # 1, 2, ..., 10, 20, ...
@@ -225,7 +228,7 @@ def main(argv=None):
                 cached = synchronized_seconds(lambda: pixelcnn.sample([16]), reference.device)
                 row.update(pixelcnn_cached_sample_16_seconds=round(cached, 4), speedup_over_cached_pixelcnn=round(cached / row["sample_16_seconds"], 1))
                 if not args.smoke:  # 784 full network passes: a second on a GPU, most of a minute on a busy CPU
-                    naive = synchronized_seconds(lambda: pixelcnn.sample([16], method="naive"), reference.device, 1)
+                    naive = synchronized_seconds(lambda: pixelcnn.sample([16], method="naive"), reference.device, 1, warmups=0)
                     row.update(pixelcnn_naive_sample_16_seconds=round(naive, 3), speedup_over_naive_pixelcnn=round(naive / row["sample_16_seconds"]))
         return row
 

@@ -392,7 +392,8 @@ def count_markdown(rows) -> str:
                      + f" | {row['sample_16_operators']:,} ({row['sample_16_host_reads']}) |")
     lines += ["", "The 16-image draw uses the model's default sampler, eagerly, every operator a kernel launch on a GPU: the PixelCNN's "
               "cached sampler runs the same operators at every pixel (on CUDA it captures them once as a CUDA graph and replays it, "
-              "one launch per pixel); the other models draw all pixels of a stage at once."]
+              "one launch per pixel); the other models draw all pixels of a stage at once, and the parallel CNN's whole draw becomes "
+              "one CUDA graph from its second call with the same shapes."]
     return "\n".join(lines) + "\n"
 
 

@@ -1094,4 +1094,5 @@ d = { 'settings': { 'branch': 'main',
                                  'pygenbrix.train.robbins_monro': ('train.html#robbins_monro', 'pygenbrix/train.py'),
                                  'pygenbrix.train.set_rng_states': ('train.html#set_rng_states', 'pygenbrix/train.py'),
                                  'pygenbrix.train.show_image_grid': ('train.html#show_image_grid', 'pygenbrix/train.py'),
+                                 'pygenbrix.train.total_gradient_norm': ('train.html#total_gradient_norm', 'pygenbrix/train.py'),
                                  'pygenbrix.train.with_own_code': ('train.html#with_own_code', 'pygenbrix/train.py')}}}
