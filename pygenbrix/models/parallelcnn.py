@@ -189,7 +189,7 @@ def sample_stages(self:MultiStageParallelCNNDistribution, sample_shape=torch.Siz
     if should_validate(): check_finite_parameters(self.layer, type(self.layer).__name__)  # the draw below cannot stop to check
     copies = sample_shape.numel()
     draw = lambda conditioning: _draw_stages(self, conditioning, copies, temperature, mode)
-    with torch.inference_mode(), validation(False):  # the draw reads nothing back to the host, so that a CUDA graph can replay it
+    with torch.no_grad(), validation(False):  # the draw reads nothing back to the host, so that a CUDA graph can replay it
         if copies * self.batch_shape[0] > GRAPHED_DRAW_IMAGES: stages = draw(self.conditioning)
         else:
             device = self.conditioning.device
@@ -198,8 +198,8 @@ def sample_stages(self:MultiStageParallelCNNDistribution, sample_shape=torch.Siz
             key = (copies, tuple(self.conditioning.shape), self.conditioning.dtype, temperature, mode,
                    torch.is_autocast_enabled(device.type), _layer_storage(self.layer))
             stages = replayers[device](key, draw, self.conditioning)
-    # copies made outside inference mode are ordinary tensors, which a differentiated `log_prob` can score; they also
-    # keep the samples when the next replay overwrites the graph's outputs
+    # copies keep the samples when the next replay overwrites the graph's outputs (no_grad, not inference_mode: in torch before
+    # early 2026, a first CUDA graph captured in inference mode breaks every later capture outside it, pytorch#166792)
     return [stage.reshape(sample_shape + self.batch_shape + stage.shape[1:]).clone() for stage in stages]
 
 @patch_method(MultiStageParallelCNNDistribution)

@@ -330,7 +330,7 @@ def _channel_steps(params_image_channel, channels:int) -> list:
     return [slice(bounds[i], bounds[i + 1]) for i in range(len(groups))]
 
 # %% ../../nbs/models/21_pixelcnn.ipynb #a96cb33d
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode, whose first CUDA graph breaks later captures outside it in older torch (see GraphReplayer)
 def _generate(distribution, copies:int, temperature, method:str, given=None, known=None) -> torch.Tensor:
     "Fill `copies` images per batch element in generation order; `temperature=None` takes each conditional's mode."
     if method not in ("fast", "naive"):
@@ -428,7 +428,7 @@ class PixelCNNBatchDistribution(Distribution):
         check_temperature(temperature)
         if torch.Size(sample_shape).numel() * self.batch_shape.numel() == 0:  # no images to generate
             return next(self.network.parameters()).new_zeros(self._extended_shape(sample_shape))
-        # generated under inference mode; the copy made outside it is an ordinary tensor that autograd may use later
+        # a copy: the sampler's images are a view into its padded buffer
         images = _generate(self, torch.Size(sample_shape).numel(), temperature, method).clone()
         # samples are [copies * B, ...] with the batch fastest, as `_terms` repeats the conditioning
         return images.reshape(self._extended_shape(sample_shape))
