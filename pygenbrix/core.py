@@ -244,11 +244,14 @@ class GraphReplayer:
 
 def check_finite_parameters(module:nn.Module, name:str):
     "One read back to the host: raise a `ValueError` naming the parameters of `module` that hold NaN or infinite values."
-    parameters = list(module.named_parameters())
+    parameters = [(key, parameter) for key, parameter in module.named_parameters() if parameter.numel()]
     if not parameters: return
-    finite = torch.stack([torch.isfinite(parameter).all() for _, parameter in parameters])
-    if not bool(finite.all()):
-        bad = [key for (key, _), ok in zip(parameters, finite.tolist()) if not ok]
+    # the largest magnitude of each tensor, by one multi-tensor kernel: NaN where a tensor holds a NaN, inf where it holds an inf
+    with torch.no_grad(): largest = torch._foreach_norm([parameter for _, parameter in parameters], float("inf"))
+    by_dtype = {}
+    for value in largest: by_dtype.setdefault(value.dtype, []).append(value)
+    if not bool(torch.stack([torch.isfinite(torch.stack(values)).all() for values in by_dtype.values()]).all()):
+        bad = [key for key, parameter in parameters if not bool(torch.isfinite(parameter).all())]
         raise ValueError(f"{name}'s parameters must be finite; got NaN or infinite values in {', '.join(bad)}")
 
 # %% ../nbs/00_core.ipynb #27391bc8
