@@ -6,8 +6,8 @@
 __all__ = ['SYNCING_OPERATIONS', 'log_prob_dict', 'shape_str', 'check_value_shape', 'check_event_batch', 'check_finite',
            'check_support', 'check_temperature', 'check_options', 'check_integer', 'Distribution', 'should_validate',
            'validation', 'check_images', 'pixel_unshuffle', 'device_syncs', 'GraphReplayer', 'check_finite_parameters',
-           'sum_event', 'sample_from', 'Layer', 'split_channel_params', 'PyGenBrixModel', 'NoTractableModeError',
-           'WithoutTractableMode', 'patch_method']
+           'sum_event', 'sample_from', 'gumbel_max', 'Layer', 'split_channel_params', 'PyGenBrixModel',
+           'NoTractableModeError', 'WithoutTractableMode', 'patch_method']
 
 # %% ../nbs/00_core.ipynb #768f250a
 from collections import Counter, OrderedDict
@@ -269,6 +269,13 @@ def sample_from(distribution, sample_shape=torch.Size(), temperature=1.0) -> tor
         raise TypeError(f"{type(distribution).__name__} is a plain torch distribution and has no "
                         f"sampling temperature; got temperature={temperature}")
     return distribution.sample(torch.Size(sample_shape))
+
+# %% ../nbs/00_core.ipynb #3fa5ceae
+def gumbel_max(logits:torch.Tensor, # `[..., K]`: the categories' logits in the last dimension
+               sample_shape=torch.Size()) -> torch.Tensor:
+    "Category indices `sample_shape + logits.shape[:-1]` drawn from `softmax(logits)` by Gumbel-max, with no read back to the host."
+    uniform = torch.rand(torch.Size(sample_shape) + logits.shape, dtype=logits.dtype, device=logits.device)
+    return (logits - (-uniform.clamp(min=1e-20).log()).log()).argmax(-1)
 
 # %% ../nbs/00_core.ipynb #388bc19a
 class Layer(nn.Module):

@@ -10,7 +10,7 @@ __all__ = ['LEVEL_TOLERANCE', 'MIN_LOG_SCALE', 'level_index', 'log_level_probs',
 import math
 import torch
 import torch.nn.functional as F
-from ..core import Distribution, Layer, check_finite, check_support, check_temperature, check_integer, shape_str, should_validate, sum_event
+from ..core import Distribution, Layer, check_finite, gumbel_max, check_support, check_temperature, check_integer, shape_str, should_validate, sum_event
 
 # %% ../../nbs/layers/14_logistic_mixture.ipynb #d0539c81
 LEVEL_TOLERANCE = 1e-4 # how far a value may be from the nearest 8-bit level k/255
@@ -137,8 +137,7 @@ class DiscretizedLogisticMixture(Distribution):
     def sample(self, sample_shape=torch.Size(), temperature=1.0) -> torch.Tensor:
         "Values `k/255` of shape `sample_shape + batch_shape + event_shape`; `temperature` divides the mixture logits and multiplies the scales."
         logits = self.mixture_logits.detach() / check_temperature(temperature)
-        uniform = torch.rand(torch.Size(sample_shape) + logits.shape, dtype=logits.dtype, device=logits.device)
-        component = (logits - (-uniform.clamp(min=1e-20).log()).log()).argmax(-1, keepdim=True)  # Gumbel-max
+        component = gumbel_max(logits, sample_shape).unsqueeze(-1)
         return _levels_of_components(self.means, self.log_scales, self.coefficients, component, len(self.event_shape), temperature) / 255
 
     @property

@@ -8,7 +8,7 @@ __all__ = ['bucket_index', 'bucket_value', 'IndependentQuantized', 'IndependentQ
 # %% ../../nbs/layers/12_quantized.ipynb #eac1586f
 import torch
 import torch.nn.functional as F
-from ..core import Distribution, Layer, check_finite, check_support, check_temperature, check_integer, shape_str, split_channel_params, sum_event
+from ..core import Distribution, Layer, check_finite, gumbel_max, check_support, check_temperature, check_integer, shape_str, split_channel_params, sum_event
 
 # %% ../../nbs/layers/12_quantized.ipynb #401a11e1
 def bucket_index(value:torch.Tensor, # values in [0, 1]
@@ -51,10 +51,8 @@ class IndependentQuantized(Distribution):
         "Bucket values `k/(num_buckets-1)` of shape `sample_shape + batch_shape + event_shape`."
         logits = self.logits.detach() / check_temperature(temperature)
         if torch.Size(sample_shape).numel() == 0: return self.logits.new_zeros(self._extended_shape(sample_shape))  # no draws
-        # Gumbel-max: the argmax of the logits plus Gumbel noise is an exact categorical draw. Unlike torch.multinomial,
-        # which reads its probabilities back to the host to check them, it runs on the device alone (and in a CUDA graph)
-        uniform = torch.rand(torch.Size(sample_shape) + logits.shape, dtype=logits.dtype, device=logits.device)
-        index = (logits - (-uniform.clamp(min=1e-20).log()).log()).argmax(-1)
+        # Gumbel-max, not torch.multinomial, which reads its probabilities back to the host to check them
+        index = gumbel_max(logits, sample_shape)
         return bucket_value(index, self.num_buckets).to(self.logits.dtype)
 
     @property

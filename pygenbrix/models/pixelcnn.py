@@ -285,7 +285,7 @@ class _GatedIncremental(_Incremental):
         row_of = torch.arange(height, device=device).repeat_interleave(width)[:, None]  # the row of each pixel in raster order
         self._index_tables({"row": row_of, "column": torch.arange(width, device=device).repeat(height)[:, None],
                             **{f"vertical_rows{i}": row_of + torch.arange(q + 1, device=device) for i, q in enumerate(self.pads)},  # the rows layer i reads
-                            **{f"vertical_at{i}": row_of + q for i, q in enumerate(self.pads)},  # the row of layer i's input that layer i - 1 writes
+                            **{f"vertical_at{i}": row_of + q for i, q in enumerate(self.pads) if i},  # the row of layer i's input that layer i - 1 writes
                             "horizontal_window0": _windows(height, width, width + 2 * pad, 1, pad + 1, pad, 0, device),
                             **{f"horizontal_window{i}": _windows(height, width, width + q, 1, q + 1, device=device) for i, q in enumerate(self.pads) if i},
                             **{f"horizontal_at{i}": _windows(height, width, width + q, 1, 1, 0, q, device) for i, q in enumerate(self.pads) if i}})
